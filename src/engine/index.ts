@@ -1,0 +1,90 @@
+/**
+ * The engine: the only module that imports @jax-js/jax.
+ *
+ * It boots jax-js on its wasm backend (plain `init()` crashes on Node 20), installs the two
+ * polyfills jax-js needs on Node 20 (ES2025 iterator helpers; a Float16Array name for its
+ * `instanceof` checks), and converts between host data (TypedArrays) and engine arrays.
+ *
+ * Ownership (jax-js rule, kept inside src/): every op consumes its Array arguments; `.ref` keeps one;
+ * reading data consumes. Functions in src/math and src/methods follow the rule and say
+ * "Consumes …" in their docs. The public API (src/index.ts) takes and returns HostTensors, so
+ * library users never meet it.
+ */
+import "core-js/actual/iterator/index.js";
+
+// jax-js tests `instanceof Float16Array` before it reads a Float64Array; Node 20 has no such global.
+(globalThis as { Float16Array?: unknown }).Float16Array ??= class Float16ArrayUnavailable {};
+
+import {
+  init,
+  defaultDevice,
+  numpy as np,
+  lax,
+  nn,
+  random,
+  tree,
+  grad,
+  valueAndGrad,
+  vjp,
+  jit,
+  blockUntilReady,
+  Array as JArray,
+  DType,
+} from "@jax-js/jax";
+
+await init("wasm");
+defaultDevice("wasm");
+
+export { np, lax, nn, random, tree, grad, valueAndGrad, vjp, jit, blockUntilReady, DType };
+export type Arr = JArray;
+
+/** The two float precisions the library computes in. */
+export type FloatDType = "float32" | "float64";
+
+/** Plain data at the library's edge: what formats read and write, and what callers pass around. */
+export interface HostTensor {
+  dtype: FloatDType;
+  shape: number[];
+  data: Float32Array | Float64Array;
+}
+
+export function jaxDType(d: FloatDType): DType {
+  return d === "float64" ? np.float64 : np.float32;
+}
+
+export function sizeOf(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/** Host data → engine array (copies). */
+export function fromHost(t: HostTensor): Arr {
+  if (t.data.length !== sizeOf(t.shape)) {
+    throw new RangeError(`fromHost: data has ${t.data.length} values, shape [${t.shape}] needs ${sizeOf(t.shape)}`);
+  }
+  return np.array(t.data, { dtype: jaxDType(t.dtype) }).reshape(t.shape);
+}
+
+/** Engine array → host data. Consumes `a`. This is a sync point: pending work runs here. */
+export function toHost(a: Arr): HostTensor {
+  const shape = a.shape.slice();
+  const dtype: FloatDType = a.dtype === np.float64 ? "float64" : "float32";
+  if (a.dtype !== np.float64 && a.dtype !== np.float32) {
+    const f = a.astype(np.float32);
+    return { dtype: "float32", shape, data: f.dataSync() as Float32Array };
+  }
+  const data = a.dataSync() as Float32Array | Float64Array;
+  return { dtype, shape, data };
+}
+
+/** Async form of toHost; uses worker threads when they are available. Consumes `a`. */
+export async function toHostAsync(a: Arr): Promise<HostTensor> {
+  const shape = a.shape.slice();
+  const b = a.dtype === np.float64 || a.dtype === np.float32 ? a : a.astype(np.float32);
+  const dtype: FloatDType = b.dtype === np.float64 ? "float64" : "float32";
+  const data = (await b.data()) as Float32Array | Float64Array;
+  return { dtype, shape, data };
+}
+
+export function isFloat64(a: Arr): boolean {
+  return a.dtype === np.float64;
+}
