@@ -1,0 +1,4 @@
+export * from "./butterfly.js";
+export * from "./cayley.js";
+export * from "./rotation.js";
+export * from "./dropout.js";
