@@ -27,6 +27,7 @@ import {
   valueAndGrad,
   vjp,
   jit,
+  makeJaxpr,
   blockUntilReady,
   Array as JArray,
   DType,
@@ -35,7 +36,7 @@ import {
 await init("wasm");
 defaultDevice("wasm");
 
-export { np, lax, nn, random, tree, grad, valueAndGrad, vjp, jit, blockUntilReady, DType };
+export { np, lax, nn, random, tree, grad, valueAndGrad, vjp, jit, makeJaxpr, blockUntilReady, DType };
 export type Arr = JArray;
 
 /** The two float precisions the library computes in. */
@@ -87,4 +88,26 @@ export async function toHostAsync(a: Arr): Promise<HostTensor> {
 
 export function isFloat64(a: Arr): boolean {
   return a.dtype === np.float64;
+}
+
+/**
+ * Shapes of every intermediate value when `f` is traced (forward and, if `f` differentiates, backward).
+ * Used to prove that a code path never allocates a given shape. Consumes the arguments.
+ */
+export function tracedShapes<A extends unknown[]>(f: (...args: A) => unknown, ...args: A): number[][] {
+  const traced = makeJaxpr(f as (...a: unknown[]) => never) as (...a: unknown[]) => ReturnType<ReturnType<typeof makeJaxpr>>;
+  const { jaxpr } = traced(...args);
+  const shapes: number[][] = [];
+  const walk = (j: { eqns: { outBinders: { aval: { shape: number[] } }[]; params: Record<string, unknown> }[] }) => {
+    for (const e of j.eqns) {
+      for (const o of e.outBinders) shapes.push(o.aval.shape.slice());
+      for (const p of Object.values(e.params)) {
+        const inner = (p as { jaxpr?: unknown })?.jaxpr;
+        if (inner && typeof inner === "object" && "eqns" in (inner as object)) walk(inner as never);
+      }
+    }
+  };
+  walk(jaxpr.jaxpr as never);
+  jaxpr.dispose();
+  return shapes;
 }
