@@ -1,0 +1,90 @@
+/**
+ * adapter_model.safetensors keys, both ways (PEFT's get_peft_model_state_dict / set_peft_model_state_dict with the
+ * adapter name removed). Plain data only: tensors are HostTensors, layers are identified by module path.
+ *
+ *   BOFT  base_model.model.<module>.boft_R  [m, D, b, b]     base_model.model.<module>.boft_s  [out,1] | [1,out]
+ *   OFT   base_model.model.<module>.oft_R.weight  [r or 1, b(b−1)/2]
+ *   LoRA  base_model.model.<module>.lora_A.weight [r, in]    base_model.model.<module>.lora_B.weight [out, r]
+ *   extra trainables (bias="all"/"*_only", modules_to_save): base_model.model.<module>.base_layer.bias for adapted
+ *   layers, base_model.model.<key> otherwise.
+ */
+import { FormatError } from "../errors.js";
+
+export const PEFT_PREFIX = "base_model.model.";
+
+export type MethodKind = "BOFT" | "OFT" | "LORA";
+
+const SUFFIXES: Record<MethodKind, readonly string[]> = {
+  BOFT: ["boft_R", "boft_s"],
+  OFT: ["oft_R.weight"],
+  LORA: ["lora_A.weight", "lora_B.weight"],
+};
+
+export function parameterSuffixes(kind: MethodKind): readonly string[] {
+  return SUFFIXES[kind];
+}
+
+/** The PEFT key of one adapter parameter. */
+export function adapterKey(modulePath: string, suffix: string): string {
+  return `${PEFT_PREFIX}${modulePath}.${suffix}`;
+}
+
+/** The PEFT key of a trained base tensor (a bias or a modules_to_save parameter), given the adapted modules. */
+export function extraKey(baseKey: string, adaptedModules: ReadonlySet<string>): string {
+  const dot = baseKey.lastIndexOf(".");
+  const module = baseKey.slice(0, dot);
+  return adaptedModules.has(module) ? `${PEFT_PREFIX}${module}.base_layer${baseKey.slice(dot)}` : PEFT_PREFIX + baseKey;
+}
+
+/** Inverse of extraKey: the base model's own tensor name. */
+export function baseKeyOfExtra(peftKey: string): string {
+  if (!peftKey.startsWith(PEFT_PREFIX)) throw new FormatError(`adapter key "${peftKey}" does not start with "${PEFT_PREFIX}"`);
+  return peftKey.slice(PEFT_PREFIX.length).replace(/\.base_layer\.(weight|bias)$/, ".$1");
+}
+
+export interface AdapterKeyGroups {
+  /** module path → (suffix → key) */
+  layers: Map<string, Map<string, string>>;
+  /** keys of trained base tensors (biases, modules_to_save) */
+  extras: string[];
+  /** keys PEFT itself ignores on load (BOFT's boft_P buffers from PEFT ≤ 0.12) */
+  ignored: string[];
+}
+
+/**
+ * Sorts a file's keys into adapter layers, extra trainables and ignored keys, with PEFT's guards: OFT files from
+ * PEFT ≤ 0.15.2 (`.oft_r.`) are refused as PEFT refuses them; keys of another method are an error.
+ */
+export function groupAdapterKeys(kind: MethodKind, keys: Iterable<string>, source: string): AdapterKeyGroups {
+  const groups: AdapterKeyGroups = { layers: new Map(), extras: [], ignored: [] };
+  const all = [...keys];
+  if (kind === "OFT" && all.some((k) => k.includes(".oft_r."))) {
+    throw new FormatError(
+      `${source}: Trying to load old OFT checkpoint, which is no longer supported. Please install PEFT <= v0.15.2 to load it or train a new OFT adapter.`,
+    );
+  }
+  const foreign = /\.(boft_R|boft_s|oft_R\.weight|oft_embedding_R\.weight|lora_A\.weight|lora_B\.weight|lora_embedding_[AB])$/;
+  for (const key of all) {
+    if (!key.startsWith(PEFT_PREFIX)) throw new FormatError(`${source}: key "${key}" does not start with "${PEFT_PREFIX}"`);
+    if (key.endsWith(".boft_P")) {
+      groups.ignored.push(key);
+      continue;
+    }
+    const suffix = SUFFIXES[kind].find((s) => key.endsWith(`.${s}`));
+    if (suffix) {
+      const module = key.slice(PEFT_PREFIX.length, key.length - suffix.length - 1);
+      if (!groups.layers.has(module)) groups.layers.set(module, new Map());
+      groups.layers.get(module)!.set(suffix, key);
+    } else if (foreign.test(key)) {
+      throw new FormatError(`${source}: key "${key}" belongs to another method than ${kind} (adapter_config.json says ${kind})`);
+    } else {
+      groups.extras.push(key);
+    }
+  }
+  for (const [module, found] of groups.layers) {
+    for (const s of SUFFIXES[kind]) {
+      if (!found.has(s)) throw new FormatError(`${source}: module ${module} has no "${s}" tensor (${kind} needs ${SUFFIXES[kind].join(" and ")})`);
+    }
+  }
+  return groups;
+}

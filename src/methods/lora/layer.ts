@@ -1,0 +1,88 @@
+/**
+ * The LoRA layer (Hu et al. 2021) as pure functions, PEFT tuners/lora/layer.py semantics, as the baseline
+ * every BOFT/OFT comparison is made against.
+ *   y = x·Wᵀ + bias + scaling·(x·Aᵀ)·Bᵀ,  scaling = α/r (α/√r with rsLoRA)     merge: W ← W + scaling·B·A
+ * Parameters, named as in PEFT's state dict: lora_A.weight [r, in], lora_B.weight [out, r].
+ */
+import { np, random, type Arr, type FloatDType, jaxDType } from "../../engine/index.js";
+import { ShapeError } from "../../errors.js";
+import { type LinearWeights, linear } from "../base-layers.js";
+
+export type LoraParams = { lora_A: { weight: Arr }; lora_B: { weight: Arr } };
+
+export interface LoraLayerShape {
+  kind: "linear";
+  n: number;
+  out: number;
+  r: number;
+  scaling: number;
+}
+
+export function loraScaling(r: number, alpha: number, useRslora: boolean): number {
+  return useRslora ? alpha / Math.sqrt(r) : alpha / r;
+}
+
+export function loraParamShapes(s: LoraLayerShape): { lora_A: number[]; lora_B: number[] } {
+  return { lora_A: [s.r, s.n], lora_B: [s.out, s.r] };
+}
+
+/**
+ * PEFT's init: A ~ kaiming_uniform(a=√5), i.e. U(−1/√in, 1/√in), and B = 0 (identity at init);
+ * initWeights=false makes B random too, as PEFT's tests do, so the adapter is not a no-op.
+ * `uniform` yields numbers in [0, 1).
+ */
+export function loraInit(s: LoraLayerShape, o: { initWeights: boolean; dtype?: FloatDType; uniform: () => number }): LoraParams {
+  const dtype = jaxDType(o.dtype ?? "float32");
+  const bound = 1 / Math.sqrt(s.n);
+  const draw = (shape: number[], lim: number) =>
+    np.array(Float64Array.from({ length: shape[0] * shape[1] }, () => (2 * o.uniform() - 1) * lim), { dtype: np.float64 })
+      .reshape(shape)
+      .astype(dtype);
+  const shapes = loraParamShapes(s);
+  return {
+    lora_A: { weight: draw(shapes.lora_A, bound) },
+    lora_B: { weight: o.initWeights ? np.zeros(shapes.lora_B, { dtype }) : draw(shapes.lora_B, 1 / Math.sqrt(s.r)) },
+  };
+}
+
+function checkParams(s: LoraLayerShape, p: LoraParams): void {
+  const want = loraParamShapes(s);
+  const a = p.lora_A.weight.shape;
+  const b = p.lora_B.weight.shape;
+  if (a[0] !== want.lora_A[0] || a[1] !== want.lora_A[1] || b[0] !== want.lora_B[0] || b[1] !== want.lora_B[1]) {
+    throw new ShapeError(`lora: lora_A [${a}] / lora_B [${b}] do not fit the layer (expected [${want.lora_A}] / [${want.lora_B}])`);
+  }
+}
+
+/** Adapted Linear forward. Dropout (training only) acts on the adapter's input, as in PEFT. Consumes params, base and x. */
+export function loraLinear(
+  s: LoraLayerShape,
+  p: LoraParams,
+  base: LinearWeights,
+  x: Arr,
+  o: { training?: boolean; dropout?: number; key?: Arr } = {},
+): Arr {
+  checkParams(s, p);
+  let xa = x.ref;
+  const rate = o.dropout ?? 0;
+  if (o.training && rate > 0) {
+    if (!o.key) throw new TypeError("loraLinear: dropout in training needs a random key");
+    xa = xa.mul(random.bernoulli(o.key, 1 - rate, xa.shape).astype(xa.dtype)).mul(1 / (1 - rate));
+  } else {
+    o.key?.dispose();
+  }
+  const delta = np.matmul(np.matmul(xa, np.matrixTranspose(p.lora_A.weight)), np.matrixTranspose(p.lora_B.weight)).mul(s.scaling);
+  return linear(x, base).add(delta);
+}
+
+/** W ← W + scaling·B·A. Consumes params and weight. */
+export function loraMerge(s: LoraLayerShape, p: LoraParams, weight: Arr): Arr {
+  checkParams(s, p);
+  return weight.add(np.matmul(p.lora_B.weight, p.lora_A.weight).mul(s.scaling));
+}
+
+/** W ← W − scaling·B·A. Consumes params and weight. */
+export function loraUnmerge(s: LoraLayerShape, p: LoraParams, weight: Arr): Arr {
+  checkParams(s, p);
+  return weight.sub(np.matmul(p.lora_B.weight, p.lora_A.weight).mul(s.scaling));
+}
