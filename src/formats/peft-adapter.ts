@@ -12,7 +12,8 @@ import { FormatError } from "../errors.js";
 
 export const PEFT_PREFIX = "base_model.model.";
 
-export type MethodKind = "BOFT" | "OFT" | "LORA";
+import type { MethodKind } from "../methods/method.js";
+export type { MethodKind };
 
 const SUFFIXES: Record<MethodKind, readonly string[]> = {
   BOFT: ["boft_R", "boft_s"],

@@ -8,15 +8,16 @@ import { type Arr, type FloatDType } from "../engine/index.js";
 import { ConfigError, NoTargetsError } from "../errors.js";
 import { type BoftConfig, resolveBoftShape } from "./boft/config.js";
 import { type OftConfig, resolveOftShape } from "./oft/config.js";
-import { type LoraConfig } from "./lora/config.js";
+import { type LoraConfig, loraScaling } from "./lora/config.js";
+import type { AdapterMethod } from "./method.js";
 import { type TargetFields, matchesTarget, defaultTargetModules } from "./targets.js";
 import { type LinearWeights, type Conv2dGeometry, defaultConvGeometry, linear, conv2d } from "./base-layers.js";
 import { type BoftLayerShape, type BoftParams, boftInit, boftLinear, boftConv2d, boftMerge, boftUnmerge, boftParamShapes } from "./boft/layer.js";
 import { type OftLayerShape, type OftParams, oftInit, oftLinear, oftConv2d, oftMerge, oftUnmerge, oftParamShape, oftProjectParams } from "./oft/layer.js";
-import { type LoraLayerShape, type LoraParams, loraInit, loraLinear, loraMerge, loraUnmerge, loraParamShapes, loraScaling } from "./lora/layer.js";
+import { type LoraLayerShape, type LoraParams, loraInit, loraLinear, loraMerge, loraUnmerge, loraParamShapes } from "./lora/layer.js";
 import type { RotationSide } from "./side.js";
 
-export type AdapterMethod = { kind: "BOFT"; config: BoftConfig } | { kind: "OFT"; config: OftConfig } | { kind: "LORA"; config: LoraConfig };
+export type { AdapterMethod };
 
 /** A module a model offers for adaptation. Conv2d: `inFeatures` is in_channels. */
 export interface ModuleInfo {
@@ -47,7 +48,8 @@ export function rotationDim(m: ModuleInfo): number {
   return m.kind === "linear" ? m.inFeatures : m.inFeatures * m.kernel![0] * m.kernel![1];
 }
 
-function planLayer(method: AdapterMethod, module: ModuleInfo): LayerPlan {
+/** Resolves one module's adapter shape (PEFT's update_layer checks). Throws ConfigError. */
+export function planLayer(method: AdapterMethod, module: ModuleInfo): LayerPlan {
   const n = rotationDim(module);
   const out = module.outFeatures;
   const g = module.geometry ?? defaultConvGeometry;
@@ -75,7 +77,7 @@ function planLayer(method: AdapterMethod, module: ModuleInfo): LayerPlan {
     case "LORA": {
       if (module.kind !== "linear") throw new ConfigError(`${module.path}: LoRA here adapts Linear layers only`);
       const c = method.config;
-      return { method: "LORA", module, dropout: c.loraDropout, shape: { kind: "linear", n, out, r: c.r, scaling: loraScaling(c.r, c.loraAlpha, c.useRslora) } };
+      return { method: "LORA", module, dropout: c.loraDropout, shape: { kind: "linear", n, out, r: c.r, scaling: loraScaling(c) } };
     }
   }
 }

@@ -18,10 +18,6 @@ export interface LoraLayerShape {
   scaling: number;
 }
 
-export function loraScaling(r: number, alpha: number, useRslora: boolean): number {
-  return useRslora ? alpha / Math.sqrt(r) : alpha / r;
-}
-
 export function loraParamShapes(s: LoraLayerShape): { lora_A: number[]; lora_B: number[] } {
   return { lora_A: [s.r, s.n], lora_B: [s.out, s.r] };
 }

@@ -1,0 +1,65 @@
+/**
+ * A PEFT adapter folder on disk: adapter_config.json + adapter_model.safetensors, read and written exactly as
+ * PEFT's save_pretrained / from_pretrained do.
+ */
+import * as fs from "node:fs";
+import * as nodePath from "node:path";
+import { FormatError } from "../errors.js";
+import { type ParsedAdapterConfig, type AdapterConfigExtra, parseAdapterConfig, toAdapterConfigJson } from "../formats/peft-config.js";
+import { type AdapterKeyGroups, groupAdapterKeys } from "../formats/peft-adapter.js";
+import type { AdapterMethod } from "../methods/adapter.js";
+import { SafetensorsReader, saveSafetensors } from "./safetensors-file.js";
+import { atomicWriteFile } from "./atomic.js";
+import type { StDType } from "../formats/dtype.js";
+
+export const ADAPTER_CONFIG = "adapter_config.json";
+export const ADAPTER_WEIGHTS = "adapter_model.safetensors";
+
+export interface OpenAdapter {
+  dir: string;
+  config: ParsedAdapterConfig;
+  reader: SafetensorsReader;
+  groups: AdapterKeyGroups;
+  close(): void;
+}
+
+/** Opens an adapter folder (or its adapter_model.safetensors, with adapter_config.json beside it). */
+export function openAdapter(path: string): OpenAdapter {
+  const stat = fs.statSync(path, { throwIfNoEntry: false });
+  if (!stat) throw new FormatError(`${path}: no such adapter folder or file`);
+  const dir = stat.isDirectory() ? path : nodePath.dirname(path);
+  const weights = stat.isDirectory() ? nodePath.join(dir, ADAPTER_WEIGHTS) : path;
+  const configPath = nodePath.join(dir, ADAPTER_CONFIG);
+  if (!fs.existsSync(configPath)) throw new FormatError(`${dir}: no ${ADAPTER_CONFIG} (a PEFT adapter folder holds ${ADAPTER_CONFIG} and ${ADAPTER_WEIGHTS})`);
+  if (!fs.existsSync(weights)) throw new FormatError(`${dir}: no ${ADAPTER_WEIGHTS}`);
+  const config = parseAdapterConfig(fs.readFileSync(configPath, "utf8"), configPath);
+  const reader = new SafetensorsReader(weights);
+  try {
+    const groups = groupAdapterKeys(config.kind, reader.names(), weights);
+    return { dir, config, reader, groups, close: () => reader.close() };
+  } catch (e) {
+    reader.close();
+    throw e;
+  }
+}
+
+export interface AdapterTensor {
+  key: string;
+  shape: number[];
+  data: Float32Array | Float64Array;
+}
+
+/**
+ * Writes an adapter folder: tensors as float32 (what PEFT trains in and loads safely), metadata {"format": "pt"},
+ * config as PEFT writes it. Each file is replaced atomically.
+ */
+export function saveAdapter(dir: string, method: AdapterMethod, tensors: readonly AdapterTensor[], extra: AdapterConfigExtra = {}, dtype: StDType = "F32"): void {
+  fs.mkdirSync(dir, { recursive: true });
+  const configText = toAdapterConfigJson(method, extra);
+  saveSafetensors(
+    nodePath.join(dir, ADAPTER_WEIGHTS),
+    tensors.map((t) => ({ name: t.key, dtype, shape: t.shape, data: t.data })),
+    { format: "pt" },
+  );
+  atomicWriteFile(nodePath.join(dir, ADAPTER_CONFIG), configText);
+}
