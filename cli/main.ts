@@ -1,0 +1,66 @@
+/**
+ * The `boft` command line. Each sub-command lives in cli/commands/<name>.ts; this file parses, dispatches and
+ * turns errors into one line on stderr and a non-zero exit (1 for bad input, 2 for bad usage).
+ */
+import { parseArgs } from "node:util";
+import { BoftError } from "../src/errors.js";
+import { type Command, UsageError } from "./command.js";
+import { mergeCommand } from "./commands/merge.js";
+import { inspectCommand } from "./commands/inspect.js";
+
+const commands: Command[] = [mergeCommand, inspectCommand];
+
+function help(): string {
+  const lines = ["usage: boft <command> [options]", "", "commands:"];
+  for (const c of commands) lines.push(`  ${c.name.padEnd(10)} ${c.summary}`);
+  lines.push("", "Run `boft <command> --help` for a command's options.");
+  return lines.join("\n");
+}
+
+function commandHelp(c: Command): string {
+  const lines = [`usage: ${c.usage}`, "", c.summary, "", "options:"];
+  for (const [name, o] of Object.entries(c.options)) {
+    const flag = o.type === "string" ? `--${name} <${o.valueName ?? name}>` : `--${name}`;
+    lines.push(`  ${flag.padEnd(30)} ${o.description}`);
+  }
+  return lines.join("\n");
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === "--help" || name === "-h" || name === "help") {
+    console.log(help());
+    return name ? 0 : 2;
+  }
+  const command = commands.find((c) => c.name === name);
+  if (!command) {
+    console.error(`boft: unknown command "${name}"\n\n${help()}`);
+    return 2;
+  }
+  if (rest.includes("--help") || rest.includes("-h")) {
+    console.log(commandHelp(command));
+    return 0;
+  }
+  try {
+    const options = Object.fromEntries(Object.entries(command.options).map(([k, { description: _d, valueName: _v, ...o }]) => [k, o]));
+    const { values, positionals } = parseArgs({ args: rest, options, allowPositionals: true, strict: true });
+    return await command.run(values as Record<string, string | boolean | string[] | undefined>, positionals);
+  } catch (e) {
+    if (e instanceof UsageError || (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+      console.error(`boft ${name}: ${(e as Error).message}\nusage: ${command.usage}`);
+      return 2;
+    }
+    if (e instanceof BoftError) {
+      console.error(`boft ${name}: ${e.message}`);
+      return 1;
+    }
+    const err = e as NodeJS.ErrnoException;
+    if (err.code && err.path) {
+      console.error(`boft ${name}: ${err.path}: ${err.code === "ENOENT" ? "no such file or folder" : err.message}`);
+      return 1;
+    }
+    throw e;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));
