@@ -62,6 +62,8 @@ export function fromHost(t: HostTensor): Arr {
   if (t.data.length !== sizeOf(t.shape)) {
     throw new RangeError(`fromHost: data has ${t.data.length} values, shape [${t.shape}] needs ${sizeOf(t.shape)}`);
   }
+  // jax-js cannot build an array from zero-length data; an empty tensor is all shape.
+  if (t.data.length === 0) return np.zeros(t.shape, { dtype: jaxDType(t.dtype) });
   return np.array(t.data, { dtype: jaxDType(t.dtype) }).reshape(t.shape);
 }
 

@@ -1,0 +1,235 @@
+/**
+ * AdamW and global-norm clipping as pure functions over param trees (optax-shaped: `init` / `update`,
+ * no hidden state), with PyTorch `torch.optim.AdamW` semantics so runs can be compared step for step.
+ *
+ * Ownership: every function consumes its Array arguments (grads, state, params, an Array lr); pass
+ * `tree.ref(x)` to keep one. Nothing reads data, so `update` and `clipByGlobalNorm` run inside `jit`.
+ */
+import { np, tree, type Arr } from "../engine/index.js";
+import { ConfigError, ShapeError } from "../errors.js";
+import type { HostTree, Tree } from "./host-tree.js";
+import { treeFromHost, treeToHost, treeToHostAsync } from "./host-tree.js";
+
+export type AdamWConfig = {
+  /** Default learning rate, used when `update` gets none (a schedule passes one each step). */
+  lr: number;
+  /** First-moment decay. Default 0.9. */
+  beta1?: number;
+  /** Second-moment decay. Default 0.999. */
+  beta2?: number;
+  /** Added to √v̂ in the denominator (PyTorch placement, not optax's eps inside the bias correction). */
+  eps?: number;
+  /** Decoupled weight decay λ: each step first does p ← p·(1 − lr·λ). Default 0.01 (PyTorch's default). */
+  weightDecay?: number;
+};
+
+/**
+ * Optimizer state. `b1Pow`/`b2Pow` are β₁ᵗ and β₂ᵗ kept as running products: exact in float64, and no
+ * `pow` (which jax-js evaluates at float32 accuracy even for float64) in the bias correction.
+ */
+export type AdamWState<P extends Tree = Tree> = {
+  /** Steps taken, int32 scalar. */
+  count: Arr;
+  /** β₁ᵗ, scalar in the state dtype (float64 if any param is float64, else float32). */
+  b1Pow: Arr;
+  /** β₂ᵗ, scalar in the state dtype. */
+  b2Pow: Arr;
+  /** First moments, same tree as the params. */
+  mu: P;
+  /** Second moments, same tree as the params. */
+  nu: P;
+};
+
+/** A pure optimizer over param trees: `init` builds the state, `update` returns new params and state. */
+export type AdamW = {
+  /** Zero moments shaped like `params`. Consumes `params`. */
+  init<P extends Tree>(params: P): AdamWState<P>;
+  /**
+   * One step at learning rate `lr` (default: the config's). Consumes grads, state, params and `lr` if it
+   * is an Array (pass an Array under jit so a new rate does not retrace). Returns [newParams, newState].
+   */
+  update<P extends Tree>(grads: P, state: AdamWState<P>, params: P, lr?: number | Arr): [P, AdamWState<P>];
+};
+
+function leavesOf(t: Tree): Arr[] {
+  return tree.leaves(t) as Arr[];
+}
+
+function stateDtype(leaves: Arr[]): Arr["dtype"] {
+  return leaves.some((l) => l.dtype === np.float64) ? np.float64 : np.float32;
+}
+
+// A scalar in the leaf's dtype, so a float64 scalar never promotes float32 params to float64. Consumes s.
+function like(s: Arr, leaf: Arr): Arr {
+  return s.dtype === leaf.dtype ? s : s.astype(leaf.dtype);
+}
+
+function checkConfig(c: Required<AdamWConfig>): void {
+  const bad = (field: string, v: number, want: string): never => {
+    throw new ConfigError(`adamw: ${field} must be ${want} (${field}=${v})`);
+  };
+  if (!(Number.isFinite(c.lr) && c.lr >= 0)) bad("lr", c.lr, "a finite number ≥ 0");
+  if (!(c.beta1 >= 0 && c.beta1 < 1)) bad("beta1", c.beta1, "in [0, 1)");
+  if (!(c.beta2 >= 0 && c.beta2 < 1)) bad("beta2", c.beta2, "in [0, 1)");
+  if (!(c.eps >= 0 && Number.isFinite(c.eps))) bad("eps", c.eps, "a finite number ≥ 0");
+  if (!(c.weightDecay >= 0 && Number.isFinite(c.weightDecay))) bad("weightDecay", c.weightDecay, "a finite number ≥ 0");
+}
+
+// Structure and shapes, checked before any op: a throwing op leaks its inputs (field notes §5.5).
+function treeMismatch(named: Array<[string, Tree]>): string | null {
+  const [[refName, refTree], ...rest] = named;
+  const refDef = tree.structure(refTree);
+  const refLeaves = leavesOf(refTree);
+  for (const [name, t] of rest) {
+    const def = tree.structure(t);
+    if (!def.equals(refDef)) return `${name} tree ${def.toString()} does not match ${refName} tree ${refDef.toString()}`;
+    const leaves = leavesOf(t);
+    for (let i = 0; i < leaves.length; i++) {
+      const [a, b] = [leaves[i].shape, refLeaves[i].shape];
+      if (a.length !== b.length || a.some((d, j) => d !== b[j])) {
+        return `leaf ${i} of ${name} has shape [${a}], ${refName} has [${b}]`;
+      }
+    }
+  }
+  return null;
+}
+
+/**
+ * AdamW as in PyTorch (`torch.optim.AdamW`, non-amsgrad, https://pytorch.org/docs/stable/generated/torch.optim.AdamW.html):
+ * `p ← p·(1 − lr·λ)`; `m ← m + (1−β₁)(g − m)`; `v ← β₂v + (1−β₂)g²`;
+ * `p ← p − (lr / (1−β₁ᵗ)) · m / (√v / √(1−β₂ᵗ) + ε)`.
+ */
+export function adamw(cfg: AdamWConfig): AdamW {
+  const { lr: defaultLr, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0.01 } = cfg;
+  checkConfig({ lr: defaultLr, beta1, beta2, eps, weightDecay });
+  return {
+    init<P extends Tree>(params: P): AdamWState<P> {
+      const leaves = leavesOf(params);
+      const dtype = stateDtype(leaves);
+      const zeros = (): P => tree.map((p: Arr) => np.zeros(p.shape, { dtype: p.dtype }), params) as P;
+      const state = {
+        count: np.zeros([], { dtype: np.int32 }),
+        b1Pow: np.ones([], { dtype }),
+        b2Pow: np.ones([], { dtype }),
+        mu: zeros(),
+        nu: zeros(),
+      };
+      tree.dispose(params);
+      return state;
+    },
+
+    update<P extends Tree>(grads: P, state: AdamWState<P>, params: P, lr: number | Arr = defaultLr): [P, AdamWState<P>] {
+      const mismatch = treeMismatch([
+        ["params", params],
+        ["grads", grads],
+        ["state.mu", state.mu],
+        ["state.nu", state.nu],
+      ]);
+      if (mismatch !== null) {
+        tree.dispose([params, grads, state.mu, state.nu, state.count, state.b1Pow, state.b2Pow]);
+        if (typeof lr !== "number") lr.dispose();
+        throw new ShapeError(`adamw.update: ${mismatch}. Pass grads and state built from the same param tree.`);
+      }
+      const [ps, def] = tree.flatten(params) as [Arr[], ReturnType<typeof tree.structure>];
+      const gs = leavesOf(grads);
+      const ms = leavesOf(state.mu);
+      const vs = leavesOf(state.nu);
+
+      const count = state.count.add(1);
+      const b1Pow = state.b1Pow.mul(beta1);
+      const b2Pow = state.b2Pow.mul(beta2);
+      const lrA = typeof lr === "number" ? null : lr;
+      // Scalars shared by every leaf: step size lr/(1−β₁ᵗ), √(1−β₂ᵗ), and the decay factor 1 − lr·λ.
+      const stepSize = np.divide(lrA ? lrA.ref : (lr as number), np.subtract(1, b1Pow.ref));
+      const bc2Sqrt = np.sqrt(np.subtract(1, b2Pow.ref));
+      const decay: number | Arr = lrA ? np.subtract(1, lrA.ref.mul(weightDecay)) : 1 - (lr as number) * weightDecay;
+
+      const newP: Arr[] = [];
+      const newM: Arr[] = [];
+      const newV: Arr[] = [];
+      ps.forEach((p, i) => {
+        const g = gs[i];
+        const decayed = weightDecay === 0 ? p : typeof decay === "number" ? p.mul(decay) : p.mul(like(decay.ref, p));
+        const m = ms[i].ref.add(g.ref.sub(ms[i]).mul(1 - beta1)); // torch.lerp as computed for weight < 0.5
+        const v = vs[i].mul(beta2).add(g.ref.mul(g).mul(1 - beta2));
+        const denom = np.sqrt(v.ref).div(like(bc2Sqrt.ref, p)).add(eps);
+        newP.push(decayed.sub(m.ref.div(denom).mul(like(stepSize.ref, p))));
+        newM.push(m);
+        newV.push(v);
+      });
+      stepSize.dispose();
+      bc2Sqrt.dispose();
+      if (typeof decay !== "number") decay.dispose();
+      lrA?.dispose();
+
+      const build = (xs: Arr[]): P => tree.unflatten(def, xs) as P;
+      return [build(newP), { count, b1Pow, b2Pow, mu: build(newM), nu: build(newV) }];
+    },
+  };
+}
+
+/** ‖g‖₂ over every element of every leaf, as a scalar Array. Consumes `grads`. */
+export function globalNorm(grads: Tree): Arr {
+  const leaves = leavesOf(grads);
+  if (leaves.length === 0) return np.zeros([]);
+  const sq = leaves.map((g) => g.ref.mul(g).sum());
+  return np.sqrt(sq.reduce((a, b) => a.add(b)));
+}
+
+/**
+ * Scales the whole gradient tree by `min(1, maxNorm / ‖g‖)`, so its global norm is at most maxNorm
+ * (optax `clip_by_global_norm`; PyTorch `clip_grad_norm_` without its 1e-6). Below the limit the
+ * factor is exactly 1. Consumes `grads`. Returns [clipped, norm before clipping].
+ */
+export function clipByGlobalNorm<P extends Tree>(grads: P, maxNorm: number): [P, Arr] {
+  if (!(maxNorm > 0 && Number.isFinite(maxNorm))) {
+    tree.dispose(grads);
+    throw new ConfigError(`clipByGlobalNorm: maxNorm must be a finite number > 0 (maxNorm=${maxNorm})`);
+  }
+  const norm = globalNorm(tree.ref(grads));
+  const scale = np.divide(maxNorm, np.maximum(norm.ref, maxNorm));
+  const clipped = tree.map((g: Arr) => g.mul(like(scale.ref, g)), grads) as P;
+  scale.dispose();
+  return [clipped, norm];
+}
+
+/** AdamW state on the host, for checkpoints: scalars as numbers, moments as host trees. */
+export type AdamWHostState = {
+  count: number;
+  b1Pow: number;
+  b2Pow: number;
+  /** dtype of b1Pow/b2Pow. */
+  dtype: "float32" | "float64";
+  mu: HostTree;
+  nu: HostTree;
+};
+
+/** State → host data. Consumes `state`. A sync point. */
+export function adamwStateToHost(state: AdamWState): AdamWHostState {
+  const dtype = state.b1Pow.dtype === np.float64 ? "float64" : "float32";
+  const [count, b1Pow, b2Pow] = [state.count, state.b1Pow, state.b2Pow].map((a) => a.dataSync()[0]);
+  return { count, b1Pow, b2Pow, dtype, mu: treeToHost(state.mu), nu: treeToHost(state.nu) };
+}
+
+/** Async form of adamwStateToHost (required when worker threads are in use). Consumes `state`. */
+export async function adamwStateToHostAsync(state: AdamWState): Promise<AdamWHostState> {
+  const dtype = state.b1Pow.dtype === np.float64 ? "float64" : "float32";
+  const [count, b1Pow, b2Pow] = await Promise.all([state.count, state.b1Pow, state.b2Pow].map(async (a) => (await a.data())[0]));
+  const [mu, nu] = await Promise.all([treeToHostAsync(state.mu), treeToHostAsync(state.nu)]);
+  return { count, b1Pow, b2Pow, dtype, mu, nu };
+}
+
+/** Host data → state, so a resumed run continues with the same moments and bias correction. */
+export function adamwStateFromHost<P extends Tree = Tree>(h: AdamWHostState): AdamWState<P> {
+  if (!(Number.isInteger(h.count) && h.count >= 0)) {
+    throw new ConfigError(`adamwStateFromHost: count must be an integer ≥ 0 (count=${h.count})`);
+  }
+  const dtype = h.dtype === "float64" ? np.float64 : np.float32;
+  return {
+    count: np.full([], h.count, { dtype: np.int32 }),
+    b1Pow: np.full([], h.b1Pow, { dtype }),
+    b2Pow: np.full([], h.b2Pow, { dtype }),
+    mu: treeFromHost(h.mu) as P,
+    nu: treeFromHost(h.nu) as P,
+  };
+}

@@ -1,0 +1,190 @@
+/**
+ * The training loop: one readable path (nanoGPT's shape) over pure pieces — batch → loss and gradients →
+ * accumulate → clip → AdamW → (COFT write-back) → log — yielding events instead of printing.
+ *
+ * Deterministic: all randomness comes from two seeded generators (data, dropout) whose states are part of a
+ * snapshot, together with the step, trainable tensors and optimizer moments. Resuming from a snapshot replays
+ * the same batches and updates as the uninterrupted run.
+ */
+import { nn, tree, valueAndGrad, type Arr } from "../engine/index.js";
+import { ConfigError } from "../errors.js";
+import { type Rng, type RngState, rng, rngFromState } from "../data/rng.js";
+import { type AdaptedModel, type Trainable, forwardWith, trainableOf } from "../models/adapted.js";
+import { projectLayerParams } from "../methods/adapter.js";
+import { adamw, clipByGlobalNorm, adamwStateToHost, adamwStateFromHost, type AdamWState, type AdamWHostState } from "./optim.js";
+import { lrAt } from "./schedule.js";
+import { type HostTree, type Tree, treeToHost, treeFromHost } from "./host-tree.js";
+import type { StepEvent, EvalEvent, DoneEvent } from "./metrics.js";
+
+export interface TrainConfig {
+  steps: number;
+  /** Micro-batches per optimizer step (gradients are averaged). */
+  gradAccum: number;
+  lr: number;
+  warmupSteps: number;
+  /** Floor of the cosine decay (default lr/10). */
+  minLr?: number;
+  weightDecay: number;
+  /** Clip the global gradient norm to this (0: no clipping). */
+  maxGradNorm: number;
+  evalEvery: number;
+  /** Emit a snapshot every N steps (0: only at the end). */
+  snapshotEvery: number;
+  seed: number;
+}
+
+export const trainDefaults: TrainConfig = {
+  steps: 100,
+  gradAccum: 1,
+  lr: 1e-3,
+  warmupSteps: 0,
+  weightDecay: 0, // HF TrainingArguments' default; decay would pull BOFT's s toward 0
+  maxGradNorm: 1,
+  evalEvery: 0,
+  snapshotEvery: 0,
+  seed: 0,
+};
+
+/** What is trained and how its loss is measured. */
+export interface Task<I, O, T> {
+  /** Draws the next batch from `r`. `items` counts tokens or samples, for throughput. */
+  batch(r: Rng): { input: I; target: T; items: number };
+  /** Scalar loss of a forward output. Consumes output and target. */
+  loss(output: O, target: T): Arr;
+  /** Evaluations to report (split name → loss and metrics), run on the model with its current trainables. */
+  evaluate?(m: AdaptedModel<I, O>, trainable: Trainable): EvalEvent[];
+}
+
+/** Everything needed to continue a run exactly where it stopped (plain data, for a checkpoint file). */
+export interface TrainSnapshot {
+  step: number;
+  trainable: HostTree;
+  optimizer: AdamWHostState;
+  dataRng: RngState;
+  dropoutRng: RngState;
+}
+
+export type SnapshotEvent = { kind: "snapshot"; step: number; snapshot: TrainSnapshot };
+export type TrainEvent = StepEvent | EvalEvent | SnapshotEvent | DoneEvent;
+
+export interface TrainOptions {
+  /** Train everything (full finetuning) instead of the active adapter. */
+  full?: boolean;
+  resume?: TrainSnapshot;
+}
+
+function initialTrainable<I, O>(m: AdaptedModel<I, O>, full: boolean): Trainable {
+  if (!full) return trainableOf(m);
+  return { adapter: {}, extras: Object.fromEntries(Object.entries(m.weights).map(([k, v]) => [k, v.ref])) };
+}
+
+/** COFT keeps OFT parameters on its ball; PEFT projects them in place on every forward. Consumes t. */
+function project<I, O>(m: AdaptedModel<I, O>, t: Trainable): Trainable {
+  if (!m.active) return t;
+  const plan = m.adapters[m.active].plan;
+  const adapter = Object.fromEntries(plan.layers.map((l) => [l.module.path, projectLayerParams(l, t.adapter[l.module.path])]));
+  return { adapter, extras: t.extras };
+}
+
+function snapshotOf(step: number, t: Trainable, opt: AdamWState, data: Rng, dropout: Rng): TrainSnapshot {
+  return {
+    step,
+    trainable: treeToHost(tree.ref(t) as unknown as Tree),
+    optimizer: adamwStateToHost(tree.ref(opt) as AdamWState),
+    dataRng: data.state(),
+    dropoutRng: dropout.state(),
+  };
+}
+
+/**
+ * Trains `m`'s active adapter (or all weights with `full`). Yields step/eval/snapshot events and returns the
+ * trained tensors; the caller owns them (e.g. `withTrained(m, result)`).
+ */
+export async function* trainIter<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O, T>, c: TrainConfig, o: TrainOptions = {}): AsyncGenerator<TrainEvent, Trainable> {
+  if (!(Number.isInteger(c.steps) && c.steps >= 1)) throw new ConfigError(`train: steps must be a positive integer (steps=${c.steps})`);
+  if (!(Number.isInteger(c.gradAccum) && c.gradAccum >= 1)) throw new ConfigError(`train: gradAccum must be a positive integer (gradAccum=${c.gradAccum})`);
+  if (!o.full && !m.active) throw new ConfigError("train: the model has no active adapter (add one, or train with full: true)");
+  const schedule = { lr: c.lr, totalSteps: c.steps, warmupSteps: c.warmupSteps, minLr: c.minLr };
+  const optimizer = adamw({ lr: c.lr, weightDecay: c.weightDecay });
+
+  let trainable: Trainable;
+  let opt: AdamWState;
+  let first = 0;
+  let data: Rng;
+  let dropout: Rng;
+  if (o.resume) {
+    const fresh = initialTrainable(m, o.full ?? false);
+    tree.dispose(fresh); // only its structure was needed to validate against
+    trainable = treeFromHost(o.resume.trainable) as unknown as Trainable;
+    opt = adamwStateFromHost(o.resume.optimizer);
+    first = o.resume.step;
+    data = rngFromState(o.resume.dataRng);
+    dropout = rngFromState(o.resume.dropoutRng);
+  } else {
+    trainable = initialTrainable(m, o.full ?? false);
+    opt = optimizer.init(tree.ref(trainable) as unknown as Tree);
+    data = rng(c.seed);
+    dropout = rng(c.seed + 1);
+  }
+
+  const lossOf = (t: Trainable, input: I, target: T): Arr =>
+    task.loss(forwardWith(m, t, input, { training: true, random: () => dropout.nextFloat() }), target);
+  const started = performance.now();
+  let lastLoss: number | undefined;
+  try {
+    for (let step = first; step < c.steps; step++) {
+      const lr = lrAt(step, schedule);
+      let grads: Trainable | null = null;
+      let lossSum: Arr | null = null;
+      let items = 0;
+      for (let micro = 0; micro < c.gradAccum; micro++) {
+        const b = task.batch(data);
+        items += b.items;
+        const [loss, g] = (valueAndGrad(lossOf) as (t: Trainable, i: I, y: T) => [Arr, Trainable])(tree.ref(trainable), b.input, b.target);
+        lossSum = lossSum ? lossSum.add(loss) : loss;
+        grads = grads ? (tree.map((a: Arr, x: Arr) => a.add(x), grads as never, g as never) as unknown as Trainable) : g;
+      }
+      if (c.gradAccum > 1) grads = tree.map((a: Arr) => a.mul(1 / c.gradAccum), grads as never) as unknown as Trainable;
+      let gradNorm: Arr | null = null;
+      if (c.maxGradNorm > 0) [grads, gradNorm] = clipByGlobalNorm(grads as unknown as Tree, c.maxGradNorm) as unknown as [Trainable, Arr];
+      [trainable, opt] = optimizer.update(grads! as never, opt as never, trainable as never, lr) as unknown as [Trainable, AdamWState];
+      trainable = project(m, trainable);
+      // The one sync point of the step.
+      lastLoss = (lossSum!.mul(1 / c.gradAccum).dataSync() as Float32Array)[0];
+      const norm = gradNorm ? (gradNorm.dataSync() as Float32Array)[0] : undefined;
+      yield { kind: "step", step: step + 1, totalSteps: c.steps, loss: lastLoss, lr, gradNorm: norm, items, elapsedMs: performance.now() - started };
+      const done = step + 1 === c.steps;
+      if (task.evaluate && c.evalEvery > 0 && ((step + 1) % c.evalEvery === 0 || done)) {
+        for (const e of task.evaluate(m, tree.ref(trainable))) yield { ...e, step: step + 1 };
+      }
+      if ((c.snapshotEvery > 0 && (step + 1) % c.snapshotEvery === 0) || done) {
+        yield { kind: "snapshot", step: step + 1, snapshot: snapshotOf(step + 1, trainable, opt, data, dropout) };
+      }
+    }
+    yield { kind: "done", step: c.steps, elapsedMs: performance.now() - started, finalLoss: lastLoss };
+    tree.dispose(opt as unknown as Tree);
+    return trainable;
+  } catch (e) {
+    tree.dispose([trainable, opt] as never);
+    throw e;
+  }
+}
+
+/** Drains trainIter, calling `onEvent` for each event; returns the trained tensors. */
+export async function train<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O, T>, c: TrainConfig, o: TrainOptions & { onEvent?: (e: TrainEvent) => void } = {}): Promise<Trainable> {
+  const it = trainIter(m, task, c, o);
+  for (;;) {
+    const r = await it.next();
+    if (r.done) return r.value;
+    o.onEvent?.(r.value);
+  }
+}
+
+/** Mean cross-entropy of logits [..., C] against integer labels [...] (one-hot, jit-friendly). Consumes both. */
+export function crossEntropy(logits: Arr, labels: Arr): Arr {
+  const C = logits.shape[logits.shape.length - 1];
+  const N = logits.size / C;
+  const logProbs = nn.logSoftmax(logits.reshape([N, C]), -1);
+  const onehot = nn.oneHot(labels.reshape([N]), C).astype(logProbs.dtype);
+  return logProbs.mul(onehot).sum().mul(-1 / N);
+}
