@@ -3,7 +3,7 @@
  * no hidden state), with PyTorch `torch.optim.AdamW` semantics so runs can be compared step for step.
  *
  * Ownership: every function consumes its Array arguments (grads, state, params, an Array lr); pass
- * `tree.ref(x)` to keep one. Nothing reads data, so `update` and `clipByGlobalNorm` run inside `jit`.
+ * `tree.ref(x)` to keep one. Nothing reads data; the step count is a host number (see AdamWState).
  */
 import { np, tree, type Arr } from "../engine/index.js";
 import { ConfigError, ShapeError } from "../errors.js";
@@ -24,16 +24,13 @@ export type AdamWConfig = {
 };
 
 /**
- * Optimizer state. `b1Pow`/`b2Pow` are β₁ᵗ and β₂ᵗ kept as running products: exact in float64, and no
- * `pow` (which jax-js evaluates at float32 accuracy even for float64) in the bias correction.
+ * Optimizer state. The step count is a host number: the bias corrections 1−β₁ᵗ and √(1−β₂ᵗ) are computed in
+ * JS double precision from it each step. Keeping them as engine scalars made them depend on how jax-js folds
+ * constants, so a run resumed from stored values rounded differently from the uninterrupted one.
  */
 export type AdamWState<P extends Tree = Tree> = {
-  /** Steps taken, int32 scalar. */
-  count: Arr;
-  /** β₁ᵗ, scalar in the state dtype (float64 if any param is float64, else float32). */
-  b1Pow: Arr;
-  /** β₂ᵗ, scalar in the state dtype. */
-  b2Pow: Arr;
+  /** Steps taken. */
+  count: number;
   /** First moments, same tree as the params. */
   mu: P;
   /** Second moments, same tree as the params. */
@@ -53,10 +50,6 @@ export type AdamW = {
 
 function leavesOf(t: Tree): Arr[] {
   return tree.leaves(t) as Arr[];
-}
-
-function stateDtype(leaves: Arr[]): Arr["dtype"] {
-  return leaves.some((l) => l.dtype === np.float64) ? np.float64 : np.float32;
 }
 
 // A scalar in the leaf's dtype, so a float64 scalar never promotes float32 params to float64. Consumes s.
@@ -104,13 +97,9 @@ export function adamw(cfg: AdamWConfig): AdamW {
   checkConfig({ lr: defaultLr, beta1, beta2, eps, weightDecay });
   return {
     init<P extends Tree>(params: P): AdamWState<P> {
-      const leaves = leavesOf(params);
-      const dtype = stateDtype(leaves);
       const zeros = (): P => tree.map((p: Arr) => np.zeros(p.shape, { dtype: p.dtype }), params) as P;
       const state = {
-        count: np.zeros([], { dtype: np.int32 }),
-        b1Pow: np.ones([], { dtype }),
-        b2Pow: np.ones([], { dtype }),
+        count: 0,
         mu: zeros(),
         nu: zeros(),
       };
@@ -126,7 +115,7 @@ export function adamw(cfg: AdamWConfig): AdamW {
         ["state.nu", state.nu],
       ]);
       if (mismatch !== null) {
-        tree.dispose([params, grads, state.mu, state.nu, state.count, state.b1Pow, state.b2Pow]);
+        tree.dispose([params, grads, state.mu, state.nu]);
         if (typeof lr !== "number") lr.dispose();
         throw new ShapeError(`adamw.update: ${mismatch}. Pass grads and state built from the same param tree.`);
       }
@@ -135,13 +124,12 @@ export function adamw(cfg: AdamWConfig): AdamW {
       const ms = leavesOf(state.mu);
       const vs = leavesOf(state.nu);
 
-      const count = state.count.add(1);
-      const b1Pow = state.b1Pow.mul(beta1);
-      const b2Pow = state.b2Pow.mul(beta2);
+      const count = state.count + 1;
       const lrA = typeof lr === "number" ? null : lr;
       // Scalars shared by every leaf: step size lr/(1−β₁ᵗ), √(1−β₂ᵗ), and the decay factor 1 − lr·λ.
-      const stepSize = np.divide(lrA ? lrA.ref : (lr as number), np.subtract(1, b1Pow.ref));
-      const bc2Sqrt = np.sqrt(np.subtract(1, b2Pow.ref));
+      const bc1 = 1 / (1 - beta1 ** count);
+      const bc2Sqrt = Math.sqrt(1 - beta2 ** count);
+      const stepSize: number | Arr = lrA ? lrA.ref.mul(bc1) : (lr as number) * bc1;
       const decay: number | Arr = lrA ? np.subtract(1, lrA.ref.mul(weightDecay)) : 1 - (lr as number) * weightDecay;
 
       const newP: Arr[] = [];
@@ -152,18 +140,17 @@ export function adamw(cfg: AdamWConfig): AdamW {
         const decayed = weightDecay === 0 ? p : typeof decay === "number" ? p.mul(decay) : p.mul(like(decay.ref, p));
         const m = ms[i].ref.add(g.ref.sub(ms[i]).mul(1 - beta1)); // torch.lerp as computed for weight < 0.5
         const v = vs[i].mul(beta2).add(g.ref.mul(g).mul(1 - beta2));
-        const denom = np.sqrt(v.ref).div(like(bc2Sqrt.ref, p)).add(eps);
-        newP.push(decayed.sub(m.ref.div(denom).mul(like(stepSize.ref, p))));
+        const denom = np.sqrt(v.ref).div(bc2Sqrt).add(eps);
+        newP.push(decayed.sub(m.ref.div(denom).mul(typeof stepSize === "number" ? stepSize : like(stepSize.ref, p))));
         newM.push(m);
         newV.push(v);
       });
-      stepSize.dispose();
-      bc2Sqrt.dispose();
+      if (typeof stepSize !== "number") stepSize.dispose();
       if (typeof decay !== "number") decay.dispose();
       lrA?.dispose();
 
       const build = (xs: Arr[]): P => tree.unflatten(def, xs) as P;
-      return [build(newP), { count, b1Pow, b2Pow, mu: build(newM), nu: build(newV) }];
+      return [build(newP), { count, mu: build(newM), nu: build(newV) }];
     },
   };
 }
@@ -193,30 +180,22 @@ export function clipByGlobalNorm<P extends Tree>(grads: P, maxNorm: number): [P,
   return [clipped, norm];
 }
 
-/** AdamW state on the host, for checkpoints: scalars as numbers, moments as host trees. */
+/** AdamW state on the host, for checkpoints. */
 export type AdamWHostState = {
   count: number;
-  b1Pow: number;
-  b2Pow: number;
-  /** dtype of b1Pow/b2Pow. */
-  dtype: "float32" | "float64";
   mu: HostTree;
   nu: HostTree;
 };
 
 /** State → host data. Consumes `state`. A sync point. */
 export function adamwStateToHost(state: AdamWState): AdamWHostState {
-  const dtype = state.b1Pow.dtype === np.float64 ? "float64" : "float32";
-  const [count, b1Pow, b2Pow] = [state.count, state.b1Pow, state.b2Pow].map((a) => a.dataSync()[0]);
-  return { count, b1Pow, b2Pow, dtype, mu: treeToHost(state.mu), nu: treeToHost(state.nu) };
+  return { count: state.count, mu: treeToHost(state.mu), nu: treeToHost(state.nu) };
 }
 
 /** Async form of adamwStateToHost (required when worker threads are in use). Consumes `state`. */
 export async function adamwStateToHostAsync(state: AdamWState): Promise<AdamWHostState> {
-  const dtype = state.b1Pow.dtype === np.float64 ? "float64" : "float32";
-  const [count, b1Pow, b2Pow] = await Promise.all([state.count, state.b1Pow, state.b2Pow].map(async (a) => (await a.data())[0]));
   const [mu, nu] = await Promise.all([treeToHostAsync(state.mu), treeToHostAsync(state.nu)]);
-  return { count, b1Pow, b2Pow, dtype, mu, nu };
+  return { count: state.count, mu, nu };
 }
 
 /** Host data → state, so a resumed run continues with the same moments and bias correction. */
@@ -224,11 +203,8 @@ export function adamwStateFromHost<P extends Tree = Tree>(h: AdamWHostState): Ad
   if (!(Number.isInteger(h.count) && h.count >= 0)) {
     throw new ConfigError(`adamwStateFromHost: count must be an integer ≥ 0 (count=${h.count})`);
   }
-  const dtype = h.dtype === "float64" ? np.float64 : np.float32;
   return {
-    count: np.full([], h.count, { dtype: np.int32 }),
-    b1Pow: np.full([], h.b1Pow, { dtype }),
-    b2Pow: np.full([], h.b2Pow, { dtype }),
+    count: h.count,
     mu: treeFromHost(h.mu) as P,
     nu: treeFromHost(h.nu) as P,
   };

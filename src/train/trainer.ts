@@ -6,7 +6,7 @@
  * snapshot, together with the step, trainable tensors and optimizer moments. Resuming from a snapshot replays
  * the same batches and updates as the uninterrupted run.
  */
-import { nn, tree, valueAndGrad, type Arr } from "../engine/index.js";
+import { nn, tree, valueAndGrad, blockUntilReady, type Arr } from "../engine/index.js";
 import { ConfigError } from "../errors.js";
 import { type Rng, type RngState, rng, rngFromState } from "../data/rng.js";
 import { type AdaptedModel, type Trainable, forwardWith, trainableOf } from "../models/adapted.js";
@@ -149,7 +149,10 @@ export async function* trainIter<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O
       if (c.maxGradNorm > 0) [grads, gradNorm] = clipByGlobalNorm(grads as unknown as Tree, c.maxGradNorm) as unknown as [Trainable, Arr];
       [trainable, opt] = optimizer.update(grads! as never, opt as never, trainable as never, lr) as unknown as [Trainable, AdamWState];
       trainable = project(m, trainable);
-      // The one sync point of the step.
+      // Materialise the new state: left lazy, the update would fuse into the next step's kernels and round
+      // differently from a run resumed from stored values (so resume would not be bit-exact).
+      await blockUntilReady([trainable, opt] as never);
+      // The one read of the step.
       lastLoss = (lossSum!.mul(1 / c.gradAccum).dataSync() as Float32Array)[0];
       const norm = gradNorm ? (gradNorm.dataSync() as Float32Array)[0] : undefined;
       yield { kind: "step", step: step + 1, totalSteps: c.steps, loss: lastLoss, lr, gradNorm: norm, items, elapsedMs: performance.now() - started };
