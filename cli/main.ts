@@ -7,8 +7,11 @@ import { BoftError } from "../src/errors.js";
 import { type Command, UsageError } from "./command.js";
 import { mergeCommand } from "./commands/merge.js";
 import { inspectCommand } from "./commands/inspect.js";
+import { trainCommand } from "./commands/train.js";
+import { evalCommand } from "./commands/eval.js";
+import { generateCommand } from "./commands/generate.js";
 
-const commands: Command[] = [mergeCommand, inspectCommand];
+const commands: Command[] = [trainCommand, evalCommand, mergeCommand, inspectCommand, generateCommand];
 
 function help(): string {
   const lines = ["usage: boft <command> [options]", "", "commands:"];

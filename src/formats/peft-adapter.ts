@@ -89,3 +89,53 @@ export function groupAdapterKeys(kind: MethodKind, keys: Iterable<string>, sourc
   }
   return groups;
 }
+
+/** A tensor as plain data. */
+export interface HostArray {
+  shape: number[];
+  data: Float32Array | Float64Array;
+}
+
+/** What an adapter trains, as plain data: per module path the nested parameter object, plus full base tensors. */
+export interface TrainableState {
+  adapter: Record<string, Record<string, unknown>>;
+  extras: Record<string, HostArray>;
+}
+
+function isHostArray(x: unknown): x is HostArray {
+  return typeof x === "object" && x !== null && ArrayBuffer.isView((x as HostArray).data) && Array.isArray((x as HostArray).shape);
+}
+
+/** Nested parameter object → (dotted suffix, tensor): { oft_R: { weight } } gives "oft_R.weight". */
+function flattenParams(o: Record<string, unknown>, prefix = ""): [string, HostArray][] {
+  return Object.entries(o).flatMap(([k, v]) => (isHostArray(v) ? [[prefix + k, v] as [string, HostArray]] : flattenParams(v as Record<string, unknown>, `${prefix}${k}.`)));
+}
+
+/** The state dict PEFT would save for this trainable state, keys sorted. */
+export function toPeftState(t: TrainableState): [string, HostArray][] {
+  const adapted = new Set(Object.keys(t.adapter));
+  const out: [string, HostArray][] = [];
+  for (const [module, params] of Object.entries(t.adapter)) for (const [suffix, v] of flattenParams(params)) out.push([adapterKey(module, suffix), v]);
+  for (const [baseKey, v] of Object.entries(t.extras)) out.push([extraKey(baseKey, adapted), v]);
+  return out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+}
+
+/**
+ * The inverse of toPeftState for a known layout: `layout` gives each module's dotted suffixes, `extras` the base
+ * keys; `read` fetches a tensor by PEFT key (throwing if absent).
+ */
+export function fromPeftState(layout: Record<string, readonly string[]>, extras: readonly string[], read: (key: string) => HostArray): TrainableState {
+  const adapter: TrainableState["adapter"] = {};
+  const adapted = new Set(Object.keys(layout));
+  for (const [module, suffixes] of Object.entries(layout)) {
+    const params: Record<string, unknown> = {};
+    for (const suffix of suffixes) {
+      const parts = suffix.split(".");
+      let node = params;
+      for (const p of parts.slice(0, -1)) node = (node[p] ??= {}) as Record<string, unknown>;
+      node[parts[parts.length - 1]] = read(adapterKey(module, suffix));
+    }
+    adapter[module] = params;
+  }
+  return { adapter, extras: Object.fromEntries(extras.map((k) => [k, read(extraKey(k, adapted))])) };
+}

@@ -1,0 +1,139 @@
+/**
+ * Training checkpoints on disk: a folder `checkpoint-<step>` holding the adapter exactly as PEFT saves it
+ * (adapter_config.json + adapter_model.safetensors; for full finetuning model.safetensors), the optimizer
+ * moments (optimizer.safetensors) and trainer_state.json (step and generator states). The folder is written
+ * under a temporary name and renamed when complete, so a killed run never leaves half a checkpoint.
+ */
+import * as fs from "node:fs";
+import * as nodePath from "node:path";
+import { FormatError } from "../errors.js";
+import type { HostTensor } from "../engine/index.js";
+import type { AdapterMethod } from "../methods/method.js";
+import type { AdapterConfigExtra } from "../formats/peft-config.js";
+import { toPeftState, fromPeftState, type TrainableState, type HostArray } from "../formats/peft-adapter.js";
+import type { TrainSnapshot } from "../train/trainer.js";
+import type { HostTree } from "../train/host-tree.js";
+import { hostTreeEntries } from "../train/host-tree.js";
+import type { RngState } from "../data/rng.js";
+import { saveAdapter, ADAPTER_WEIGHTS } from "./adapter-files.js";
+import { saveSafetensors, SafetensorsReader } from "./safetensors-file.js";
+import { atomicWriteFile } from "./atomic.js";
+
+export const TRAINER_STATE = "trainer_state.json";
+export const OPTIMIZER_FILE = "optimizer.safetensors";
+export const FULL_MODEL_FILE = "model.safetensors";
+
+interface TrainerStateJson {
+  step: number;
+  optimizer_count: number;
+  data_rng: RngState;
+  dropout_rng: RngState;
+}
+
+/** Where the adapter sits in a run: per module the dotted parameter suffixes, and the extra base keys. */
+export interface TrainableLayout {
+  layout: Record<string, readonly string[]>;
+  extras: readonly string[];
+}
+
+function checkpointName(step: number): string {
+  return `checkpoint-${String(step).padStart(6, "0")}`;
+}
+
+function asState(h: HostTree): TrainableState {
+  return h as unknown as TrainableState;
+}
+
+/** Writes the adapter (PEFT format) for a trainable state; full finetuning writes model.safetensors. */
+export function writeTrained(dir: string, trainable: HostTree, method: AdapterMethod | null, extra: AdapterConfigExtra): void {
+  const state = asState(trainable);
+  if (method) {
+    saveAdapter(dir, method, toPeftState(state).map(([key, t]) => ({ key, shape: t.shape, data: t.data })), extra);
+  } else {
+    fs.mkdirSync(dir, { recursive: true });
+    saveSafetensors(nodePath.join(dir, FULL_MODEL_FILE), Object.entries(state.extras).map(([name, t]) => ({ name, dtype: "F32" as const, shape: t.shape, data: t.data })));
+  }
+}
+
+export function saveCheckpoint(runDir: string, snap: TrainSnapshot, method: AdapterMethod | null, extra: AdapterConfigExtra): string {
+  const final = nodePath.join(runDir, checkpointName(snap.step));
+  const tmp = `${final}.tmp-${process.pid}`;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  try {
+    writeTrained(tmp, snap.trainable, method, extra);
+    const moments = (name: string, h: HostTree) => hostTreeEntries(h).map(([path, t]) => ({ name: `${name}/${path.join("/")}`, dtype: "F32" as const, shape: t.shape, data: t.data }));
+    saveSafetensors(nodePath.join(tmp, OPTIMIZER_FILE), [...moments("mu", snap.optimizer.mu), ...moments("nu", snap.optimizer.nu)]);
+    const state: TrainerStateJson = { step: snap.step, optimizer_count: snap.optimizer.count, data_rng: snap.dataRng, dropout_rng: snap.dropoutRng };
+    atomicWriteFile(nodePath.join(tmp, TRAINER_STATE), JSON.stringify(state, null, 2) + "\n");
+    fs.rmSync(final, { recursive: true, force: true });
+    fs.renameSync(tmp, final);
+  } catch (e) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  return final;
+}
+
+/** The newest complete checkpoint folder of a run, or null. */
+export function latestCheckpoint(runDir: string): string | null {
+  if (!fs.existsSync(runDir)) return null;
+  const names = fs.readdirSync(runDir).filter((n) => /^checkpoint-\d+$/.test(n) && fs.existsSync(nodePath.join(runDir, n, TRAINER_STATE)));
+  names.sort();
+  return names.length ? nodePath.join(runDir, names[names.length - 1]) : null;
+}
+
+function readTensors(file: string): (key: string) => HostArray {
+  const r = new SafetensorsReader(file);
+  const cache = new Map<string, HostArray>();
+  for (const name of r.names()) {
+    const t = r.read(name);
+    cache.set(name, { shape: t.shape, data: Float32Array.from(t.data) });
+  }
+  r.close();
+  return (key) => {
+    const t = cache.get(key);
+    if (!t) throw new FormatError(`${file}: no tensor "${key}" (the checkpoint does not match this run's model and method)`);
+    return t;
+  };
+}
+
+/** Rebuilds a snapshot from a checkpoint folder, given the run's trainable layout and the moments' tree shape. */
+export function loadCheckpoint(dir: string, layout: TrainableLayout | null, fullKeys: readonly string[]): TrainSnapshot {
+  const statePath = nodePath.join(dir, TRAINER_STATE);
+  let s: TrainerStateJson;
+  try {
+    s = JSON.parse(fs.readFileSync(statePath, "utf8")) as TrainerStateJson;
+  } catch (e) {
+    throw new FormatError(`${statePath}: cannot read trainer state (${(e as Error).message})`);
+  }
+  if (!Number.isInteger(s.step) || !Array.isArray(s.data_rng) || !Array.isArray(s.dropout_rng)) {
+    throw new FormatError(`${statePath}: missing step or generator states`);
+  }
+  const withDtype = (h: HostArray): HostTensor => ({ dtype: "float32", shape: h.shape, data: h.data });
+  const trainableOf = (read: (k: string) => HostArray): HostTree => {
+    if (layout) {
+      const st = fromPeftState(layout.layout, layout.extras, read);
+      const mapLeaves = (o: Record<string, unknown>): HostTree =>
+        Object.fromEntries(Object.entries(o).map(([k, v]) => [k, ArrayBuffer.isView((v as HostArray).data) ? withDtype(v as HostArray) : mapLeaves(v as Record<string, unknown>)])) as HostTree;
+      return { adapter: mapLeaves(st.adapter as Record<string, unknown>), extras: mapLeaves(st.extras as Record<string, unknown>) } as HostTree;
+    }
+    return { adapter: {}, extras: Object.fromEntries(fullKeys.map((k) => [k, withDtype(read(k))])) } as HostTree;
+  };
+  const trainable = trainableOf(readTensors(nodePath.join(dir, layout ? ADAPTER_WEIGHTS : FULL_MODEL_FILE)));
+  const optRead = readTensors(nodePath.join(dir, OPTIMIZER_FILE));
+  // Moments have the trainable's tree shape; their tensors are named by tree path.
+  const moments = (name: string): HostTree => {
+    const rebuild = (node: HostTree, path: string[]): HostTree => {
+      if (ArrayBuffer.isView((node as HostTensor).data)) return withDtype(optRead(`${name}/${path.join("/")}`));
+      return Object.fromEntries(Object.entries(node as Record<string, HostTree>).map(([k, v]) => [k, rebuild(v, [...path, k])])) as HostTree;
+    };
+    return rebuild(trainable, []);
+  };
+  return {
+    step: s.step,
+    trainable,
+    optimizer: { count: s.optimizer_count, mu: moments("mu"), nu: moments("nu") },
+    dataRng: s.data_rng,
+    dropoutRng: s.dropout_rng,
+  };
+}

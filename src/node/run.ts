@@ -1,0 +1,219 @@
+/**
+ * One training run from a run.json, the way `boft train` does it: file → model → adapter → trainer → files.
+ *
+ * The run folder gets: run.json (the config as given), metrics.jsonl (every event), loss.svg (curves),
+ * checkpoint-<step>/ (adapter in PEFT format + optimizer + generator states), and adapter/ (the final adapter,
+ * PEFT format; model/ with model.safetensors for full finetuning). `resume` continues from the newest checkpoint.
+ */
+import * as fs from "node:fs";
+import * as nodePath from "node:path";
+import { np, tree, type Arr } from "../engine/index.js";
+import { ConfigError } from "../errors.js";
+import { rng } from "../data/rng.js";
+import { encode as encodeChars, splitTokens } from "../data/text.js";
+import { rotateImages, invertImages, type LabelledImages } from "../data/vision.js";
+import { parseHfConfig } from "../formats/hf-config.js";
+import { layerParamShapes } from "../methods/adapter.js";
+import { llama, type LlamaInput, type KvCache } from "../models/llama.js";
+import { mlp } from "../models/mlp.js";
+import { cnn } from "../models/cnn.js";
+import { type AdaptedModel, type Trainable, adaptedModel, addAdapter, initWeights, withTrained, trainableOf } from "../models/adapted.js";
+import type { ModelDef, Weights } from "../models/model.js";
+import { trainIter, type Task, type TrainEvent } from "../train/trainer.js";
+import { lmTask, classifyTask, evaluateLm, evaluateClassifier, type LmTaskOptions, type ClassifyTaskOptions } from "../train/tasks.js";
+import { toJsonLine, lossCurves, type EvalEvent } from "../train/metrics.js";
+import { linePlot } from "../plot/svg.js";
+import { treeToHost } from "../train/host-tree.js";
+import { loadBrown } from "./data/brown.js";
+import { loadMnist } from "./data/mnist.js";
+import { loadHfModel } from "./hf-model.js";
+import { openCheckpoint } from "./safetensors-file.js";
+import { saveCheckpoint, latestCheckpoint, loadCheckpoint, writeTrained, type TrainableLayout } from "./checkpoint.js";
+import { atomicWriteFile } from "./atomic.js";
+import type { RunConfig, ModelSpec } from "./run-config.js";
+
+type LmOut = { logits: Arr; cache?: KvCache };
+
+/** A model and task ready to train, of either kind. */
+export type Prepared =
+  | { kind: "lm"; model: AdaptedModel<LlamaInput, LmOut>; task: Task<LlamaInput, LmOut, Arr>; taskOptions: LmTaskOptions; baseName: string | null }
+  | { kind: "classify"; model: AdaptedModel<Arr, Arr>; task: Task<Arr, Arr, Arr>; taskOptions: ClassifyTaskOptions; baseName: string | null };
+
+function loadWeightsFile(file: string, def: ModelDef<unknown, unknown>): Weights {
+  const ckpt = openCheckpoint(file);
+  try {
+    const out: Weights = {};
+    for (const s of def.weights) {
+      if (!ckpt.has(s.name)) throw new ConfigError(`${file}: no tensor "${s.name}" for this model`);
+      const t = ckpt.read(s.name);
+      out[s.name] = np.array(Float32Array.from(t.data)).reshape(t.shape);
+    }
+    return out;
+  } finally {
+    ckpt.close();
+  }
+}
+
+function buildModel(spec: ModelSpec, seed: number, withTokenizer: boolean) {
+  if ("hf" in spec) {
+    const m = loadHfModel(spec.hf, { tokenizer: withTokenizer });
+    return { kind: "lm" as const, def: m.def as ModelDef<LlamaInput, LmOut>, weights: m.weights, tokenizer: m.tokenizer, baseName: spec.hf, vocab: m.config.vocabSize };
+  }
+  if (spec.arch === "llama") {
+    const c = parseHfConfig(spec.config, "run.json model.config").config;
+    const def = llama(c) as ModelDef<LlamaInput, LmOut>;
+    return { kind: "lm" as const, def, weights: initWeights(def.weights, rng(seed + 100)), tokenizer: null, baseName: null, vocab: c.vocabSize };
+  }
+  const def = (spec.arch === "mlp" ? mlp(spec.config) : cnn(spec.config)) as ModelDef<Arr, Arr>;
+  const weights = spec.weights ? loadWeightsFile(spec.weights, def as ModelDef<unknown, unknown>) : initWeights(def.weights, rng(seed + 100));
+  return { kind: "classify" as const, def, weights, tokenizer: null, baseName: spec.weights ?? null, vocab: 0 };
+}
+
+function transformImages(set: LabelledImages, t: string): LabelledImages {
+  if (t === "none") return set;
+  if (t === "invert") return { ...set, images: invertImages(set.images) };
+  const m = /^rotate:(-?\d+(\.\d+)?)$/.exec(t);
+  if (m) return { ...set, images: rotateImages(set.images, Number(m[1])) };
+  throw new ConfigError(`data transform "${t}" is not one of "none", "invert", "rotate:<degrees>"`);
+}
+
+function readTextData(path: string, field: string | undefined): string[] {
+  const text = fs.readFileSync(path, "utf8");
+  if (!path.endsWith(".jsonl")) return [text];
+  return text
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .map((line, i) => {
+      let o: unknown;
+      try {
+        o = JSON.parse(line);
+      } catch {
+        throw new ConfigError(`${path}:${i + 1}: not a JSON line`);
+      }
+      const v = (o as Record<string, unknown>)[field ?? "text"];
+      if (typeof v !== "string") throw new ConfigError(`${path}:${i + 1}: no string field "${field ?? "text"}"`);
+      return v;
+    });
+}
+
+export async function prepareRun(cfg: RunConfig): Promise<Prepared> {
+  const seed = cfg.train.seed;
+  const d = cfg.data;
+  const built = buildModel(cfg.model, seed, d.kind === "text");
+  const withAdapter = <I, O>(m: AdaptedModel<I, O>) => (cfg.method ? addAdapter(m, "default", cfg.method, { rng: rng(seed + 2) }) : m);
+  if (built.kind === "lm") {
+    const model = withAdapter(adaptedModel(built.def, built.weights));
+    let taskOptions: LmTaskOptions;
+    if (d.kind === "brown") {
+      const genres = [...new Set([...d.train, ...Object.values(d.eval).flat()])];
+      const corpus = await loadBrown({ genres });
+      const split = (g: string) => splitTokens(encodeChars(corpus.text[g]), 1 - (d.valFraction ?? 0.1));
+      const parts = Object.fromEntries(genres.map((g) => [g, split(g)]));
+      const concat = (xs: Int32Array[]) => Int32Array.from(xs.flatMap((x) => [...x]));
+      taskOptions = {
+        train: concat(d.train.map((g) => parts[g][0])),
+        evals: Object.fromEntries(Object.entries(d.eval).map(([name, gs]) => [name, concat(gs.map((g) => parts[g][1]))])),
+        batchSize: d.batchSize,
+        seqLen: d.seqLen,
+        evalWindows: d.evalWindows ?? 64,
+      };
+      if (built.vocab < 97) throw new ConfigError(`brown data uses the 97-symbol character vocabulary; the model's vocab_size is ${built.vocab}`);
+    } else if (d.kind === "text") {
+      if (!built.tokenizer) throw new ConfigError(`text data needs a tokenizer: use "model": {"hf": <folder with tokenizer.json>}`);
+      const tok = built.tokenizer;
+      const docs = readTextData(d.path, d.field);
+      const ids = Int32Array.from(docs.flatMap((doc) => tok.encode(doc)));
+      const [train, val] = splitTokens(ids, 1 - (d.valFraction ?? 0.1));
+      taskOptions = { train, evals: { val }, batchSize: d.batchSize, seqLen: d.seqLen, evalWindows: d.evalWindows ?? 16 };
+    } else throw new ConfigError(`a language model trains on "brown" or "text" data, not "${d.kind}"`);
+    return { kind: "lm", model, task: lmTask(taskOptions), taskOptions, baseName: built.baseName };
+  }
+  if (d.kind !== "mnist") throw new ConfigError(`an ${cfg.model && "arch" in cfg.model ? cfg.model.arch : ""} model trains on "mnist" data`);
+  const model = withAdapter(adaptedModel(built.def, built.weights));
+  const trainSet = transformImages(await loadMnist("train", { limit: d.trainLimit }), d.transform);
+  const testSet = await loadMnist("test", { limit: d.evalLimit ?? 2000 });
+  const evals = Object.fromEntries(Object.entries(d.evalTransforms).map(([name, t]) => [name, transformImages(testSet, t)]));
+  const taskOptions = { train: trainSet, evals, batchSize: d.batchSize };
+  return { kind: "classify", model, task: classifyTask(taskOptions), taskOptions, baseName: built.baseName };
+}
+
+/** Module → parameter suffixes and extra keys of the run's adapter, to read checkpoints back. */
+function layoutOf(p: Prepared): TrainableLayout | null {
+  const m = p.model as AdaptedModel<unknown, unknown>;
+  if (!m.active) return null;
+  const a = m.adapters[m.active];
+  return { layout: Object.fromEntries(a.plan.layers.map((l) => [l.module.path, layerParamShapes(l).map(([s]) => s)])), extras: a.extras };
+}
+
+export interface RunResult {
+  prepared: Prepared;
+  /** The model with the trained tensors in place. */
+  model: AdaptedModel<unknown, unknown>;
+  events: TrainEvent[];
+  finalEval: EvalEvent[];
+  adapterDir: string;
+  trainableParams: number;
+  seconds: number;
+}
+
+/** Evaluates a prepared model as it is (base, or with its trained adapter). */
+export function evaluatePrepared(p: Prepared, trainable: Trainable | null): EvalEvent[] {
+  return p.kind === "lm" ? evaluateLm(p.model, trainable, p.taskOptions) : evaluateClassifier(p.model, trainable, p.taskOptions);
+}
+
+export async function runTraining(cfg: RunConfig, o: { resume?: boolean; onEvent?: (e: TrainEvent) => void; prepared?: Prepared } = {}): Promise<RunResult> {
+  const p = o.prepared ?? (await prepareRun(cfg));
+  const model = p.model as AdaptedModel<unknown, unknown>;
+  fs.mkdirSync(cfg.output, { recursive: true });
+  atomicWriteFile(nodePath.join(cfg.output, "run.json"), fs.readFileSync(cfg.file, "utf8"));
+  const layout = layoutOf(p);
+  const full = cfg.method === null;
+  const fullKeys = Object.keys(model.weights);
+  const extra = { baseModelNameOrPath: p.baseName, taskType: p.kind === "lm" ? "CAUSAL_LM" : null };
+  let resume;
+  const metricsPath = nodePath.join(cfg.output, "metrics.jsonl");
+  const events: TrainEvent[] = [];
+  if (o.resume) {
+    const dir = latestCheckpoint(cfg.output);
+    if (!dir) throw new ConfigError(`--resume: no checkpoint in ${cfg.output}`);
+    resume = loadCheckpoint(dir, layout, fullKeys);
+    // Keep the log of the steps before the checkpoint; drop what a killed run logged after it.
+    if (fs.existsSync(metricsPath)) {
+      const kept = fs.readFileSync(metricsPath, "utf8").split("\n").filter((l) => l && (JSON.parse(l) as { step?: number }).step! <= resume!.step);
+      fs.writeFileSync(metricsPath, kept.map((l) => l + "\n").join(""));
+    }
+  } else fs.writeFileSync(metricsPath, "");
+  const it = trainIter(model, p.task as Task<unknown, unknown, unknown>, cfg.train, { full, resume });
+  const started = performance.now();
+  let trained: Trainable;
+  for (;;) {
+    const r = await it.next();
+    if (r.done) {
+      trained = r.value;
+      break;
+    }
+    let e = r.value;
+    if (e.kind === "snapshot") {
+      const path = saveCheckpoint(cfg.output, e.snapshot, cfg.method, extra);
+      e = { kind: "checkpoint", step: e.step, path } as unknown as TrainEvent;
+    }
+    events.push(e);
+    fs.appendFileSync(metricsPath, toJsonLine(e as never) + "\n");
+    o.onEvent?.(e);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const trainableParams = (tree.leaves(trained as never) as Arr[]).reduce((s, a) => s + a.size, 0);
+  const adapterDir = nodePath.join(cfg.output, full ? "model" : "adapter");
+  writeTrained(adapterDir, treeToHost(tree.ref(trained) as never), cfg.method, extra);
+  const withWeights = full
+    ? { ...model, weights: Object.fromEntries(Object.entries(model.weights).map(([k, v]) => (v.dispose(), [k, trained.extras[k]]))) }
+    : withTrained(model, trained);
+  const finalEval = evaluatePrepared({ ...p, model: withWeights } as Prepared, withWeights.active ? trainableOf(withWeights) : null);
+  const curves = lossCurves(events as never);
+  atomicWriteFile(
+    nodePath.join(cfg.output, "loss.svg"),
+    linePlot(curves.map((c) => ({ name: c.name, points: c.points, mode: c.name === "train" ? "line" : "both" })), { title: `${nodePath.basename(cfg.output)}: loss`, xLabel: "step", yLabel: "loss", logY: true }),
+  );
+  return { prepared: p, model: withWeights, events, finalEval, adapterDir, trainableParams, seconds };
+}
+

@@ -1,0 +1,110 @@
+/**
+ * Ready-made training tasks over host data: next-token prediction on a token stream (perplexity), and image
+ * classification (accuracy). Each evaluates on named splits, so one run reports adaptation and forgetting.
+ */
+import { np, tree, type Arr } from "../engine/index.js";
+import type { Rng } from "../data/rng.js";
+import { randomBatch, sequentialBatches } from "../data/text.js";
+import type { LabelledImages } from "../data/vision.js";
+import { type AdaptedModel, type Trainable, forwardWith } from "../models/adapted.js";
+import type { LlamaInput, KvCache } from "../models/llama.js";
+import { crossEntropy, type Task } from "./trainer.js";
+import type { EvalEvent } from "./metrics.js";
+
+type LmOutput = { logits: Arr; cache?: KvCache };
+
+export interface LmTaskOptions {
+  train: Int32Array;
+  /** Held-out token streams by split name, e.g. { "val-new": …, "val-old": … }. */
+  evals: Record<string, Int32Array>;
+  batchSize: number;
+  seqLen: number;
+  /** At most this many evaluation windows per split (keeps evaluation cheap and always the same tokens). */
+  evalWindows?: number;
+}
+
+function ids(a: Int32Array, rows: number, cols: number): Arr {
+  return np.array(a, { dtype: np.int32 }).reshape([rows, cols]);
+}
+
+/** Mean cross-entropy and perplexity of `m` (with `trainable`) on each split. Consumes trainable. */
+export function evaluateLm(m: AdaptedModel<LlamaInput, LmOutput>, trainable: Trainable | null, o: LmTaskOptions): EvalEvent[] {
+  const events: EvalEvent[] = [];
+  for (const [split, tokens] of Object.entries(o.evals)) {
+    let sum = 0;
+    let count = 0;
+    let windows = 0;
+    for (const b of sequentialBatches(tokens, { batchSize: o.batchSize, seqLen: o.seqLen })) {
+      if (o.evalWindows !== undefined && windows >= o.evalWindows) break;
+      windows += b.batchSize;
+      const out = forwardWith(m, trainable ? tree.ref(trainable) : null, { ids: ids(b.inputs, b.batchSize, b.seqLen) });
+      const n = b.batchSize * b.seqLen;
+      sum += (crossEntropy(out.logits, ids(b.targets, b.batchSize, b.seqLen)).dataSync() as Float32Array)[0] * n;
+      count += n;
+    }
+    const loss = sum / count;
+    events.push({ kind: "eval", step: 0, split, loss, metrics: { perplexity: Math.exp(loss), tokens: count } });
+  }
+  if (trainable) tree.dispose(trainable);
+  return events;
+}
+
+export function lmTask(o: LmTaskOptions): Task<LlamaInput, LmOutput, Arr> {
+  return {
+    batch(r: Rng) {
+      const b = randomBatch(o.train, r, o);
+      return { input: { ids: ids(b.inputs, b.batchSize, b.seqLen) }, target: ids(b.targets, b.batchSize, b.seqLen), items: b.batchSize * b.seqLen };
+    },
+    loss: (out, target) => crossEntropy(out.logits, target),
+    evaluate: (m, t) => evaluateLm(m, t, o),
+  };
+}
+
+export interface ClassifyTaskOptions {
+  train: LabelledImages;
+  evals: Record<string, LabelledImages>;
+  batchSize: number;
+}
+
+function pixels(set: LabelledImages, start: number, rows: number): Arr {
+  const d = set.images.length / set.n;
+  return np.array(set.images.subarray(start * d, (start + rows) * d)).reshape([rows, d]);
+}
+
+/** Loss and accuracy on each split. Consumes trainable. */
+export function evaluateClassifier(m: AdaptedModel<Arr, Arr>, trainable: Trainable | null, o: ClassifyTaskOptions): EvalEvent[] {
+  const events: EvalEvent[] = [];
+  for (const [split, set] of Object.entries(o.evals)) {
+    let lossSum = 0;
+    let correct = 0;
+    for (let start = 0; start < set.n; start += o.batchSize) {
+      const rows = Math.min(o.batchSize, set.n - start);
+      const logits = forwardWith(m, trainable ? tree.ref(trainable) : null, pixels(set, start, rows));
+      const labels = set.labels.subarray(start, start + rows);
+      const pred = np.argmax(logits.ref, -1).dataSync() as Int32Array;
+      for (let i = 0; i < rows; i++) if (pred[i] === labels[i]) correct++;
+      lossSum += (crossEntropy(logits, np.array(labels, { dtype: np.int32 })).dataSync() as Float32Array)[0] * rows;
+    }
+    events.push({ kind: "eval", step: 0, split, loss: lossSum / set.n, metrics: { accuracy: correct / set.n, samples: set.n } });
+  }
+  if (trainable) tree.dispose(trainable);
+  return events;
+}
+
+export function classifyTask(o: ClassifyTaskOptions): Task<Arr, Arr, Arr> {
+  return {
+    batch(r: Rng) {
+      const d = o.train.images.length / o.train.n;
+      const x = new Float32Array(o.batchSize * d);
+      const y = new Int32Array(o.batchSize);
+      for (let i = 0; i < o.batchSize; i++) {
+        const k = r.nextInt(o.train.n);
+        x.set(o.train.images.subarray(k * d, (k + 1) * d), i * d);
+        y[i] = o.train.labels[k];
+      }
+      return { input: np.array(x).reshape([o.batchSize, d]), target: np.array(y, { dtype: np.int32 }), items: o.batchSize };
+    },
+    loss: (logits, labels) => crossEntropy(logits, labels),
+    evaluate: (m, t) => evaluateClassifier(m, t, o),
+  };
+}
