@@ -146,10 +146,8 @@ export function initAdapter(plan: AdapterPlan, o: InitOptions): AdapterParams {
 
 export interface ApplyOptions {
   training?: boolean;
-  /** Uniform [0,1) source for BOFT dropout. */
+  /** Uniform [0,1) source for dropout (BOFT's block dropout, LoRA's input dropout). */
   random?: () => number;
-  /** A jax PRNG key for LoRA dropout (consumed). */
-  key?: Arr;
   side?: RotationSide | "auto";
 }
 
@@ -168,7 +166,7 @@ export function applyLayer(layer: LayerPlan, params: LayerParams, base: LinearWe
       return conv ? oftConv2d(layer.shape, p, base, x, g) : oftLinear(layer.shape, p, base, x, { training: o.training, side: o.side });
     }
     case "LORA":
-      return loraLinear(layer.shape, params as LoraParams, base, x, { training: o.training, dropout: layer.dropout, key: o.key });
+      return loraLinear(layer.shape, params as LoraParams, base, x, { training: o.training, dropout: layer.dropout, random: o.random });
   }
 }
 

@@ -9,7 +9,8 @@
  */
 import { np, type Arr, type FloatDType, jaxDType } from "../../engine/index.js";
 import { ShapeError } from "../../errors.js";
-import { cayley, skewFromFull, multiplicativeDropoutMask, rotateRows, denseRotation } from "../../math/index.js";
+import { skewFromFull, multiplicativeDropoutMask, rotateRows, denseRotation } from "../../math/index.js";
+import { cayleyJit as cayley } from "../../math/cayley-jit.js"; // exact, and runs under jit (no solve)
 import { type LinearWeights, type Conv2dGeometry, linear, conv2d } from "../base-layers.js";
 import { type RotationSide, chooseSide } from "../side.js";
 

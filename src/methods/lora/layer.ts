@@ -4,7 +4,7 @@
  *   y = x·Wᵀ + bias + scaling·(x·Aᵀ)·Bᵀ,  scaling = α/r (α/√r with rsLoRA)     merge: W ← W + scaling·B·A
  * Parameters, named as in PEFT's state dict: lora_A.weight [r, in], lora_B.weight [out, r].
  */
-import { np, random, type Arr, type FloatDType, jaxDType } from "../../engine/index.js";
+import { np, type Arr, type FloatDType, jaxDType } from "../../engine/index.js";
 import { ShapeError } from "../../errors.js";
 import { type LinearWeights, linear } from "../base-layers.js";
 
@@ -56,16 +56,16 @@ export function loraLinear(
   p: LoraParams,
   base: LinearWeights,
   x: Arr,
-  o: { training?: boolean; dropout?: number; key?: Arr } = {},
+  o: { training?: boolean; dropout?: number; random?: () => number } = {},
 ): Arr {
   checkParams(s, p);
   let xa = x.ref;
   const rate = o.dropout ?? 0;
   if (o.training && rate > 0) {
-    if (!o.key) throw new TypeError("loraLinear: dropout in training needs a random key");
-    xa = xa.mul(random.bernoulli(o.key, 1 - rate, xa.shape).astype(xa.dtype)).mul(1 / (1 - rate));
-  } else {
-    o.key?.dispose();
+    // The mask is drawn on the host from the caller's seeded source, so runs (and resumes) are reproducible.
+    const draw = o.random ?? Math.random;
+    const keep = Float32Array.from({ length: xa.size }, () => (draw() < rate ? 0 : 1 / (1 - rate)));
+    xa = xa.mul(np.array(keep).reshape(xa.shape).astype(xa.dtype));
   }
   const delta = np.matmul(np.matmul(xa, np.matrixTranspose(p.lora_A.weight)), np.matrixTranspose(p.lora_B.weight)).mul(s.scaling);
   return linear(x, base).add(delta);

@@ -11,7 +11,8 @@
  */
 import { np, type Arr, type FloatDType, jaxDType } from "../../engine/index.js";
 import { ShapeError } from "../../errors.js";
-import { cayley, cayleyNeumann, coftStraightThrough, skewFromPacked, rotateRows, denseRotation } from "../../math/index.js";
+import { cayleyNeumann, coftStraightThrough, skewFromPacked, rotateRows, denseRotation } from "../../math/index.js";
+import { cayleyJit as cayley } from "../../math/cayley-jit.js"; // exact, and runs under jit (no solve)
 import { type LinearWeights, type Conv2dGeometry, linear, conv2d } from "../base-layers.js";
 import { type RotationSide, chooseSide } from "../side.js";
 
