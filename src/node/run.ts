@@ -208,7 +208,9 @@ export async function runTraining(cfg: RunConfig, o: { resume?: boolean; onEvent
   const withWeights = full
     ? { ...model, weights: Object.fromEntries(Object.entries(model.weights).map(([k, v]) => (v.dispose(), [k, trained.extras[k]]))) }
     : withTrained(model, trained);
-  const finalEval = evaluatePrepared({ ...p, model: withWeights } as Prepared, withWeights.active ? trainableOf(withWeights) : null);
+  // The trainer already evaluated the final weights when its eval schedule reached the last step.
+  const last = events.filter((e): e is EvalEvent => e.kind === "eval" && e.step === cfg.train.steps);
+  const finalEval = last.length ? last : evaluatePrepared({ ...p, model: withWeights } as Prepared, withWeights.active ? trainableOf(withWeights) : null);
   const curves = lossCurves(events as never);
   atomicWriteFile(
     nodePath.join(cfg.output, "loss.svg"),
