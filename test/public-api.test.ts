@@ -1,0 +1,26 @@
+/** The public entry point works on plain data only: PEFT fixtures through mergeWeight / boftRotation / oftBlocks. */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as boft from "../src/index.js";
+import { loadCase, ref, type RefTensor } from "./helpers.js";
+
+const host = (t: RefTensor): boft.HostTensor => ({ dtype: "float64", shape: t.shape, data: Float64Array.from(t.data) });
+const maxDiff = (a: boft.HostTensor, b: RefTensor) => Array.from(a.data).reduce((m, v, i) => Math.max(m, Math.abs(v - b.data[i])), 0);
+
+test("mergeWeight and boftRotation reproduce PEFT's merged weight and rotation (float64)", () => {
+  const c = loadCase("boft_lin_in32_out24_b8_m2_bias");
+  const method = { kind: "BOFT" as const, config: boft.boftConfig({ blockSize: 8, nButterflyFactor: 2, targetModules: ["lin"] }) };
+  const merged = boft.mergeWeight(method, { path: "lin", kind: "linear", inFeatures: 32, outFeatures: 24 }, { boft_R: host(ref(c, "boft_R")), boft_s: host(ref(c, "boft_s")) }, host(ref(c, "base_weight")));
+  assert.ok(maxDiff(merged, ref(c, "merged_weight")) < 1e-12);
+  const rot = boft.boftRotation(boft.boftBlocks(host(ref(c, "boft_R"))));
+  assert.ok(maxDiff(rot, ref(c, "rotation")) < 1e-12);
+  assert.ok(boft.orthogonality(rot) < 1e-12);
+  const perms = boft.butterflyPerms({ n: 32, blockNum: 4, blockSize: 8, nFactors: 2 });
+  assert.deepEqual([...perms[0], ...perms[1]], ref(c, "perm").data);
+});
+
+test("oftBlocks reproduces PEFT's Neumann blocks", () => {
+  const c = loadCase("oft_lin_in16_out12_b4_neumann5_bias");
+  const blocks = boft.oftBlocks(host(ref(c, "oft_R_weight_before_forward")), 4, { neumannTerms: 5 });
+  assert.ok(maxDiff(blocks, ref(c, "rotation_blocks")) < 1e-12);
+});
