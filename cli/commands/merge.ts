@@ -14,6 +14,7 @@ export const mergeCommand: Command = {
     const started = performance.now();
     const r = mergeCheckpoint({ base: requireString(values, "base"), adapter: requireString(values, "adapter"), out: requireString(values, "out") });
     const secs = ((performance.now() - started) / 1000).toFixed(2);
+    for (const w of r.warnings) console.error(`boft merge: warning: ${w}`);
     console.log(`merged ${r.merged.length} weights, replaced ${r.replaced.length} trained tensors, copied ${r.copied} unchanged, in ${secs} s`);
     for (const f of r.files) console.log(`wrote ${f}`);
     return 0;

@@ -4,7 +4,7 @@
  */
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
-import { FormatError } from "../errors.js";
+import { ConfigError, FormatError } from "../errors.js";
 import { type ParsedAdapterConfig, type AdapterConfigExtra, parseAdapterConfig, toAdapterConfigJson } from "../formats/peft-config.js";
 import { type AdapterKeyGroups, groupAdapterKeys } from "../formats/peft-adapter.js";
 import type { AdapterMethod } from "../methods/adapter.js";
@@ -32,9 +32,24 @@ export function openAdapter(path: string): OpenAdapter {
   const configPath = nodePath.join(dir, ADAPTER_CONFIG);
   if (!fs.existsSync(configPath)) throw new FormatError(`${dir}: no ${ADAPTER_CONFIG} (a PEFT adapter folder holds ${ADAPTER_CONFIG} and ${ADAPTER_WEIGHTS})`);
   if (!fs.existsSync(weights)) throw new FormatError(`${dir}: no ${ADAPTER_WEIGHTS}`);
-  const config = parseAdapterConfig(fs.readFileSync(configPath, "utf8"), configPath);
+  let config: ParsedAdapterConfig;
+  try {
+    config = parseAdapterConfig(fs.readFileSync(configPath, "utf8"), configPath);
+  } catch (e) {
+    // Config errors carry PEFT's own wording, which does not say which file; name it.
+    if (e instanceof ConfigError && !e.message.includes(configPath)) throw new ConfigError(`${configPath}: ${e.message}`);
+    throw e;
+  }
   const reader = new SafetensorsReader(weights);
   try {
+    // PEFT ≤ 0.15.2 saved OFT as ParameterDicts: file keys end in ".oft_r" / ".oft_s". PEFT tests ".oft_r." only after
+    // inserting the adapter name (".oft_r.default"), so on file keys the test is "ends in .oft_r"; groupAdapterKeys
+    // looks for ".oft_r." and misses them (they would fall through as extra tensors with a confusing message).
+    if (config.kind === "OFT" && reader.names().some((k) => k.endsWith(".oft_r"))) {
+      throw new FormatError(
+        `${weights}: Trying to load old OFT checkpoint, which is no longer supported. Please install PEFT <= v0.15.2 to load it or train a new OFT adapter.`,
+      );
+    }
     const groups = groupAdapterKeys(config.kind, reader.names(), weights);
     return { dir, config, reader, groups, close: () => reader.close() };
   } catch (e) {

@@ -38,6 +38,22 @@ function blockSizeFromPacked(k: number, key: string): number {
   return b;
 }
 
+/** The ranks and couplings PEFT's layers impose, so a malformed file gives a message instead of NaN counts. */
+function checkShapes(kind: string, shapes: Record<string, number[]>, file: string, module: string): void {
+  const bad = (what: string) => new FormatError(`${file}: module ${module}: ${what}`);
+  const show = (k: string) => `${k} [${shapes[k]}]`;
+  if (kind === "BOFT") {
+    const [R, s] = [shapes.boft_R, shapes.boft_s];
+    if (R.length !== 4 || R[2] !== R[3] || R.includes(0)) throw bad(`${show("boft_R")} must be [m, D, b, b] with m, D, b ≥ 1`);
+    if (s.length !== 2 || (s[0] !== 1 && s[1] !== 1)) throw bad(`${show("boft_s")} must be [out, 1] (Linear) or [1, out] (Conv2d)`);
+  } else if (kind === "OFT") {
+    if (shapes["oft_R.weight"].length !== 2) throw bad(`${show("oft_R.weight")} must be [r, b(b−1)/2]`);
+  } else {
+    const [A, B] = [shapes["lora_A.weight"], shapes["lora_B.weight"]];
+    if (A.length !== 2 || B.length !== 2 || A[0] !== B[1]) throw bad(`${show("lora_A.weight")} and ${show("lora_B.weight")} must be [r, in] and [out, r]`);
+  }
+}
+
 export function inspectAdapter(path: string): InspectReport {
   const a = openAdapter(path);
   try {
@@ -45,6 +61,7 @@ export function inspectAdapter(path: string): InspectReport {
     for (const [module, keys] of a.groups.layers) {
       const shapes: Record<string, number[]> = {};
       for (const [suffix, key] of keys) shapes[suffix] = a.reader.entry(key).shape;
+      checkShapes(a.config.kind, shapes, a.reader.path, module);
       const read = (suffix: string) => {
         const t = a.reader.read(keys.get(suffix)!);
         return fromHost({ dtype: "float64", shape: t.shape, data: Float64Array.from(t.data) });

@@ -1,25 +1,37 @@
 /**
- * `boft merge`: fold an adapter into a checkpoint, streaming tensor by tensor.
+ * `boft merge`: fold an adapter into a checkpoint, streaming.
  *
  * Adapted weights W (<module>.weight; Conv2d flattened to [out, in·kh·kw]) become BOFT diag(s)·W·Rotᵀ,
  * OFT W·BDᵀ, LoRA W + scaling·B·A, computed in float32 (float64 for F64 tensors) and rounded once to the
  * tensor's own dtype. Trained biases / modules_to_save replace their base tensors. Everything else is copied bit
- * for bit, metadata included. Peak memory is about one layer; the output appears only when complete.
+ * for bit, metadata included. The output appears only when complete.
+ *
+ * Memory: every merge acts on each output row separately, so a weight is read, merged and written a block of
+ * rows at a time (`chunkBytes`), and copied tensors go through one fixed buffer. Peak memory is a few chunks plus
+ * the engine, whatever the size of the file or of its largest tensor.
  */
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
-import { fromHost, toHost, type FloatDType } from "../engine/index.js";
+import { fromHost, toHost, sizeOf, jit, type Arr, type FloatDType } from "../engine/index.js";
 import { FormatError, NonFiniteError, ShapeError } from "../errors.js";
-import { decode, encode, type StDType } from "../formats/dtype.js";
+import { decode, encode, dtypeSize, type StDType } from "../formats/dtype.js";
+import { serialize, type TensorEntry } from "../formats/safetensors.js";
 import { baseKeyOfExtra } from "../formats/peft-adapter.js";
-import { type ModuleInfo, type LayerPlan, type LayerParams, planLayer, layerParamShapes, mergeLayer } from "../methods/adapter.js";
-import { openCheckpoint, writeSafetensors, SafetensorsReader, INDEX_FILE, SINGLE_FILE, type Checkpoint, type TensorSource } from "./safetensors-file.js";
+import { type AdapterMethod, type ModuleInfo, type LayerPlan, type LayerParams, planLayer, layerParamShapes, mergeLayer } from "../methods/adapter.js";
+import { openCheckpoint, SafetensorsReader, INDEX_FILE, SINGLE_FILE, type Checkpoint } from "./safetensors-file.js";
 import { openAdapter, type OpenAdapter } from "./adapter-files.js";
+import { IO_CHUNK, writeAll, writeAtomically } from "./atomic.js";
 
 export interface MergeOptions {
   base: string;
   adapter: string;
   out: string;
+  /**
+   * Bytes of weight rows (in the compute dtype) merged per engine call. Peak memory grows with it (the engine holds
+   * several copies of a chunk); each call also recomputes the layer's rotation blocks, so very small chunks are
+   * slow. Default 8 MiB (512 rows of a 4096-wide float32 layer).
+   */
+  chunkBytes?: number;
 }
 
 export interface MergeReport {
@@ -27,7 +39,13 @@ export interface MergeReport {
   replaced: string[];
   copied: number;
   files: string[];
+  /** What PEFT would warn about: config keys it drops, OFT block sizes it adjusts (once each). */
+  warnings: string[];
 }
+
+const DEFAULT_CHUNK_BYTES = 8 << 20;
+/** Copied tensors go through a buffer of this size. */
+const COPY_BYTES = 16 << 20;
 
 const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((v, i) => v === b[i]);
 
@@ -37,21 +55,31 @@ function moduleOf(path: string, shape: number[], where: string): ModuleInfo {
   throw new ShapeError(`${where}: ${path}.weight has shape [${shape}]; only Linear [out, in] and Conv2d [out, in, kh, kw] weights can be merged`);
 }
 
-function checkFinite(data: Float32Array | Float64Array, what: string): void {
-  for (let k = 0; k < data.length; k++) {
-    if (!Number.isFinite(data[k])) throw new NonFiniteError(`${what} contains ${data[k]} at index ${k}; refusing to merge (safe merge)`);
-  }
+/** Index of the first NaN or ±Inf, or −1. */
+function firstNonFinite(data: Float32Array | Float64Array): number {
+  for (let k = 0; k < data.length; k++) if (!Number.isFinite(data[k])) return k;
+  return -1;
+}
+
+/** Adapter tensors must be finite: a merge would spread NaN/Inf into the weights (PEFT's safe_merge refuses too). */
+function checkAdapterFinite(data: Float32Array | Float64Array, file: string, key: string): void {
+  const k = firstNonFinite(data);
+  if (k >= 0) throw new NonFiniteError(`${file}: tensor "${key}" contains ${data[k]} at index ${k}; refusing to merge (safe merge). Fix or retrain the adapter.`);
 }
 
 interface PlannedLayer {
+  method: AdapterMethod;
   plan: LayerPlan;
   weightKey: string;
-  params: Record<string, { shape: number[]; data: Float32Array | Float64Array }>;
+  /** PEFT key of each parameter, by suffix. Read when the layer is merged, so only one layer's are in memory. */
+  keys: Map<string, string>;
 }
+
+type HostParams = Record<string, { shape: number[]; data: Float32Array | Float64Array }>;
 
 /** Checks the adapter against the base before anything is written. */
 function planMerge(ckpt: Checkpoint, adapter: OpenAdapter): { layers: Map<string, PlannedLayer>; extras: Map<string, string> } {
-  const method = { kind: adapter.config.kind, config: adapter.config.config } as Parameters<typeof planLayer>[0];
+  const method = { kind: adapter.config.kind, config: adapter.config.config } as AdapterMethod;
   const layers = new Map<string, PlannedLayer>();
   for (const [module, keys] of adapter.groups.layers) {
     const weightKey = `${module}.weight`;
@@ -59,131 +87,272 @@ function planMerge(ckpt: Checkpoint, adapter: OpenAdapter): { layers: Map<string
       throw new FormatError(`${adapter.reader.path}: adapter targets ${module}, but the base has no tensor "${weightKey}"`);
     }
     const plan = planLayer(method, moduleOf(module, ckpt.info(weightKey).shape, ckpt.path));
-    const params: PlannedLayer["params"] = {};
     for (const [suffix, shape] of layerParamShapes(plan)) {
       const key = keys.get(suffix)!;
       const entry = adapter.reader.entry(key);
       if (!sameShape(entry.shape, shape)) {
-        throw new ShapeError(`${key} has shape [${entry.shape}], but base ${weightKey} [${ckpt.info(weightKey).shape}] needs [${shape}]`);
+        throw new ShapeError(
+          `${adapter.reader.path}: tensor "${key}" has shape [${entry.shape}], but base ${weightKey} [${ckpt.info(weightKey).shape}] needs [${shape}]. The adapter was trained for another model.`,
+        );
       }
-      const t = adapter.reader.read(key);
-      checkFinite(t.data, key);
-      params[suffix] = { shape: t.shape, data: t.data };
+      checkAdapterFinite(adapter.reader.read(key).data, adapter.reader.path, key);
     }
-    layers.set(weightKey, { plan, weightKey, params });
+    layers.set(weightKey, { method, plan, weightKey, keys });
   }
   const extras = new Map<string, string>(); // base key → adapter key
   for (const key of adapter.groups.extras) {
     const baseKey = baseKeyOfExtra(key);
     if (!ckpt.has(baseKey)) throw new FormatError(`${adapter.reader.path}: adapter holds ${key}, but the base has no tensor "${baseKey}"`);
+    if (layers.has(baseKey)) throw new FormatError(`${adapter.reader.path}: adapter holds ${key}, a full replacement of "${baseKey}", which it also adapts`);
+    if (extras.has(baseKey)) throw new FormatError(`${adapter.reader.path}: adapter holds ${key} and ${extras.get(baseKey)}, both for "${baseKey}"`);
     const entry = adapter.reader.entry(key);
     if (!sameShape(entry.shape, ckpt.info(baseKey).shape)) {
-      throw new ShapeError(`${key} has shape [${entry.shape}], base ${baseKey} has [${ckpt.info(baseKey).shape}]`);
+      throw new ShapeError(`${adapter.reader.path}: tensor "${key}" has shape [${entry.shape}], but base ${baseKey} has [${ckpt.info(baseKey).shape}]. The adapter was trained for another model.`);
     }
-    checkFinite(adapter.reader.read(key).data, key);
+    checkAdapterFinite(adapter.reader.read(key).data, adapter.reader.path, key);
     extras.set(baseKey, key);
   }
   return { layers, extras };
 }
 
-function computeDType(dtype: StDType): FloatDType {
-  return dtype === "F64" ? "float64" : "float32";
+type MergeFn = (params: LayerParams, weight: Arr) => Arr;
+
+/**
+ * mergeLayer for one plan, compiled with jit once per distinct plan (a layer shape and chunk height). Eagerly, the
+ * engine reserves a buffer for every intermediate until the result is read: the Cayley blocks alone (Gauss–Jordan,
+ * one column per step) then hold ~250 MB for b = 32 and take seconds; compiled, a 512-row chunk of a 4096-wide
+ * BOFT layer needs ~150 MB in all and is ~4× faster.
+ * float64 stays eager: jax-js 0.1.25's jit turns JS number constants into float32 (x·0.005 is off by 7e-8
+ * relative), which would cost COFT's eps, LoRA's scaling etc. their float64 accuracy.
+ */
+class MergeKernels {
+  private readonly fns = new Map<string, MergeFn & { dispose(): void }>();
+  get(plan: LayerPlan, dtype: FloatDType, weightShape: number[]): MergeFn {
+    if (dtype === "float64") return (p, w) => mergeLayer(plan, p, w);
+    const key = JSON.stringify([plan.method, plan.shape, weightShape]);
+    let f = this.fns.get(key);
+    if (!f) {
+      f = jit((p: LayerParams, w: Arr) => mergeLayer(plan, p, w)) as unknown as MergeFn & { dispose(): void };
+      this.fns.set(key, f);
+    }
+    return f;
+  }
+  dispose(): void {
+    for (const f of this.fns.values()) f.dispose();
+    this.fns.clear();
+  }
 }
 
-function mergedBytes(layer: PlannedLayer, dtype: StDType, weight: Uint8Array, shape: number[]): Uint8Array {
-  const cd = computeDType(dtype);
+/**
+ * Rows [r0, r1) of the merged weight, from those rows of the base weight (`values`, row-major). The layer is
+ * re-planned with out = r1 − r0; parameters indexed by output row (BOFT boft_s, LoRA lora_B) are sliced, the
+ * others (the rotation) are used whole.
+ */
+function mergeRows(
+  kernels: MergeKernels,
+  layer: PlannedLayer,
+  hostParams: HostParams,
+  values: Float32Array | Float64Array,
+  r0: number,
+  r1: number,
+  shape: number[],
+): Float32Array | Float64Array {
+  const cd: FloatDType = values instanceof Float64Array ? "float64" : "float32"; // F64 decodes to Float64Array, the rest to Float32Array
   const cast = (d: Float32Array | Float64Array) => (cd === "float64" ? Float64Array.from(d) : Float32Array.from(d));
+  const out = layer.plan.module.outFeatures;
+  const rows = r1 - r0;
+  const plan = rows === out ? layer.plan : planLayer(layer.method, { ...layer.plan.module, outFeatures: rows });
   const params: Record<string, unknown> = {};
-  for (const [suffix, t] of Object.entries(layer.params)) {
-    const arr = fromHost({ dtype: cd, shape: t.shape, data: cast(t.data) });
+  for (const [suffix, want] of layerParamShapes(plan)) {
+    const t = hostParams[suffix];
+    let data = t.data;
+    if (!sameShape(want, t.shape)) {
+      const perRow = t.data.length / out; // an out-indexed parameter holds perRow values per output row, contiguous
+      data = t.data.subarray(r0 * perRow, r1 * perRow);
+    }
+    const arr = fromHost({ dtype: cd, shape: want, data: cast(data) });
     const [head, tail] = suffix.split(".");
-    if (tail) params[head] = { [tail]: arr };
-    else params[head] = arr;
+    params[head] = tail ? { [tail]: arr } : arr;
   }
-  const w = fromHost({ dtype: cd, shape, data: cast(decode(dtype, weight)) });
-  const merged = toHost(mergeLayer(layer.plan, params as LayerParams, w)).data;
-  checkFinite(merged, `merged ${layer.weightKey}`);
-  return encode(dtype, merged);
+  const wShape = [rows, ...shape.slice(1)];
+  const w = fromHost({ dtype: cd, shape: wShape, data: values });
+  return toHost(kernels.get(plan, cd, wShape)(params as LayerParams, w)).data;
+}
+
+/** One input shard open for ranged reads. */
+class ShardFile {
+  readonly entries: Map<string, TensorEntry>;
+  readonly metadata: Record<string, string> | null;
+  private readonly fd: number;
+  constructor(readonly path: string) {
+    const r = new SafetensorsReader(path);
+    this.entries = new Map(r.header.tensors.map((t) => [t.name, t]));
+    this.metadata = r.header.metadata;
+    r.close();
+    this.fd = fs.openSync(path, "r");
+  }
+  /** Reads `length` bytes at absolute `position` into `into` (default: a fresh, aligned buffer). */
+  read(position: number, length: number, into?: Uint8Array): Uint8Array {
+    const buf = into ? into.subarray(0, length) : new Uint8Array(new ArrayBuffer(length));
+    let done = 0;
+    while (done < length) {
+      const got = fs.readSync(this.fd, buf, done, Math.min(length - done, IO_CHUNK), position + done);
+      if (got === 0) throw new FormatError(`${this.path}: file ended at byte ${position + done}, expected ${length - done} more bytes. The file is truncated or was changed while open.`);
+      done += got;
+    }
+    return buf;
+  }
+  close(): void {
+    fs.closeSync(this.fd);
+  }
+}
+
+/** Writes one tensor's bytes at the fd's position; returns how many. */
+type TensorWriter = (fd: number) => number;
+
+/** A safetensors file written tensor by tensor, each in as many pieces as its writer likes. Atomic. */
+function writeShard(path: string, tensors: { name: string; dtype: StDType; shape: number[]; write: TensorWriter }[], metadata: Record<string, string> | null): void {
+  const { header, layout } = serialize(tensors, metadata, path);
+  const byName = new Map(tensors.map((t) => [t.name, t]));
+  writeAtomically(path, (fd) => {
+    writeAll(fd, header);
+    for (const e of layout) {
+      const n = byName.get(e.name)!.write(fd);
+      if (n !== e.end - e.begin) throw new FormatError(`${path}: tensor "${e.name}" wrote ${n} bytes, but shape [${e.shape}] of ${e.dtype} needs ${e.end - e.begin}.`);
+    }
+  });
 }
 
 /** Small companion files of a model folder (config.json, tokenizer files, …) to carry over. */
 function companionFiles(folder: string): string[] {
   return fs
     .readdirSync(folder)
-    .filter((f) => !f.endsWith(".safetensors") && f !== INDEX_FILE && fs.statSync(nodePath.join(folder, f)).isFile());
+    .filter((f) => !f.endsWith(".safetensors") && !f.endsWith(".safetensors.index.json") && !/\.(merge|tmp)-\d+$/.test(f) && fs.statSync(nodePath.join(folder, f)).isFile());
 }
 
 export function mergeCheckpoint(o: MergeOptions): MergeReport {
+  const chunkBytes = o.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+  if (!(chunkBytes > 0)) throw new RangeError(`mergeCheckpoint: chunkBytes must be positive (got ${chunkBytes})`);
   const ckpt = openCheckpoint(o.base);
-  const adapter = openAdapter(o.adapter);
+  const shards: ShardFile[] = [];
+  const kernels = new MergeKernels();
+  let adapter: OpenAdapter | undefined;
   try {
+    adapter = openAdapter(o.adapter);
     const { layers, extras } = planMerge(ckpt, adapter);
     const toFile = o.out.endsWith(".safetensors");
-    const baseIsFolder = fs.statSync(o.base).isDirectory();
+    const sharded = ckpt.files.length > 1;
+    // The model folder whose companion files (config.json, tokenizer, …) and index go along; none for a lone file.
+    const baseDir = fs.statSync(o.base).isDirectory() ? o.base : o.base.endsWith(".json") ? nodePath.dirname(o.base) : null;
+    const indexPath = o.base.endsWith(".json") ? o.base : nodePath.join(o.base, INDEX_FILE);
+    if (sharded && ckpt.files.some((f) => nodePath.dirname(f) !== nodePath.resolve(baseDir!))) {
+      throw new FormatError(`${indexPath}: shards in sub-folders are not supported; the index must name files beside it`);
+    }
+    if (toFile && fs.existsSync(o.out) && fs.statSync(o.out).isDirectory()) throw new FormatError(`${o.out}: is a folder; give a file name or a folder without the .safetensors ending`);
     if (!toFile && fs.existsSync(o.out) && !fs.statSync(o.out).isDirectory()) throw new FormatError(`${o.out}: exists and is not a folder`);
-    if (toFile && ckpt.files.length > 1) {
+    if (toFile && !fs.existsSync(nodePath.dirname(nodePath.resolve(o.out)))) throw new FormatError(`${o.out}: the folder ${nodePath.dirname(o.out)} does not exist`);
+    if (toFile && sharded) {
       throw new FormatError(`${o.base} is sharded (${ckpt.files.length} files); give --out a folder to keep its shards`);
     }
-    const shardOf = (file: string) => (toFile ? o.out : nodePath.join(o.out, ckpt.files.length > 1 ? nodePath.basename(file) : SINGLE_FILE));
+    const shardOf = (file: string) => (toFile ? o.out : nodePath.join(o.out, sharded ? nodePath.basename(file) : SINGLE_FILE));
+    if (!toFile && fs.existsSync(o.out)) {
+      // A stale checkpoint file beside the new one would be loaded instead of it (model.safetensors wins over an index).
+      const ours = new Set([...ckpt.files.map((f) => nodePath.basename(shardOf(f))), ...(sharded ? [INDEX_FILE] : [])]);
+      const stale = fs.readdirSync(o.out).filter((f) => (f.endsWith(".safetensors") || f === INDEX_FILE) && !ours.has(f));
+      if (stale.length) throw new FormatError(`${o.out}: already holds ${stale.join(", ")}, which the merged checkpoint would not replace. Use an empty folder.`);
+    }
+    for (const file of ckpt.files) shards.push(new ShardFile(file));
+    const copyBuf = new Uint8Array(Math.min(COPY_BYTES, Math.max(1, ...ckpt.tensors.map((t) => sizeOf(t.shape) * dtypeSize(t.dtype)))));
+    const planWarnings = [...layers.values()].flatMap((l) => (l.plan.method === "OFT" ? l.plan.warnings : []));
+    const report: MergeReport = { merged: [], replaced: [], copied: 0, files: [], warnings: [...new Set([...adapter.config.warnings, ...planWarnings])] };
+
+    const copyWriter = (shard: ShardFile, e: TensorEntry): TensorWriter => (fd) => {
+      for (let at = e.begin; at < e.end; at += copyBuf.byteLength) writeAll(fd, shard.read(at, Math.min(copyBuf.byteLength, e.end - at), copyBuf));
+      return e.end - e.begin;
+    };
+    const mergeWriter = (shard: ShardFile, e: TensorEntry, layer: PlannedLayer): TensorWriter => (fd) => {
+      const out = e.shape[0];
+      const rowBytes = (e.end - e.begin) / out;
+      const rowValues = sizeOf(e.shape.slice(1));
+      const rowsPer = Math.max(1, Math.floor(chunkBytes / (rowValues * (e.dtype === "F64" ? 8 : 4))));
+      const hostParams: HostParams = {};
+      for (const [suffix, key] of layer.keys) hostParams[suffix] = adapter!.reader.read(key);
+      let written = 0;
+      for (let r0 = 0; r0 < out; r0 += rowsPer) {
+        const r1 = Math.min(out, r0 + rowsPer);
+        const values = decode(e.dtype, shard.read(e.begin + r0 * rowBytes, (r1 - r0) * rowBytes));
+        const merged = mergeRows(kernels, layer, hostParams, values, r0, r1, e.shape);
+        const bad = firstNonFinite(merged);
+        if (bad >= 0) {
+          const row = r0 + Math.floor(bad / rowValues);
+          throw new NonFiniteError(
+            `${shard.path}: merging "${e.name}" gives ${merged[bad]} in row ${row}; refusing to merge (safe merge). Check that row of the base weight and the adapter for NaN, Inf or huge values.`,
+          );
+        }
+        const bytes = encode(e.dtype, merged);
+        writeAll(fd, bytes);
+        written += bytes.byteLength;
+      }
+      return written;
+    };
+
     // Everything goes to temp names first; the renames at the end are the only step that touches o.out.
     const staged: [string, string][] = [];
-    const report: MergeReport = { merged: [], replaced: [], copied: 0, files: [] };
-    const createdDir = !toFile && !fs.existsSync(o.out);
+    let createdDir: string | undefined; // the first folder this run created, removed again on failure
     try {
-      if (createdDir) fs.mkdirSync(o.out, { recursive: true });
-      for (const file of ckpt.files) {
-        const target = shardOf(file);
+      if (!toFile) createdDir = fs.mkdirSync(o.out, { recursive: true });
+      for (const shard of shards) {
+        const target = shardOf(shard.path);
         const tmp = `${target}.merge-${process.pid}`;
-        const meta = new SafetensorsReader(file);
-        const metadata = meta.header.metadata;
-        meta.close();
-        const entries: TensorSource[] = ckpt.tensors
-          .filter((t) => t.file === file)
-          .map((t) => ({
-            name: t.name,
-            dtype: t.dtype,
-            shape: t.shape,
-            produce: () => {
-              const layer = layers.get(t.name);
-              if (layer) {
-                report.merged.push(t.name);
-                return mergedBytes(layer, t.dtype, ckpt.readRaw(t.name), t.shape);
-              }
-              const extra = extras.get(t.name);
-              if (extra) {
-                report.replaced.push(t.name);
-                return encode(t.dtype, adapter.reader.read(extra).data);
-              }
-              report.copied++;
-              return ckpt.readRaw(t.name);
-            },
-          }));
-        writeSafetensors(tmp, entries, metadata);
+        const tensors = [...shard.entries.values()].map((e) => {
+          const layer = layers.get(e.name);
+          const extra = extras.get(e.name);
+          let write: TensorWriter;
+          if (layer) {
+            report.merged.push(e.name);
+            write = mergeWriter(shard, e, layer);
+          } else if (extra) {
+            report.replaced.push(e.name);
+            write = (fd) => {
+              const bytes = encode(e.dtype, adapter!.reader.read(extra).data);
+              writeAll(fd, bytes);
+              return bytes.byteLength;
+            };
+          } else {
+            report.copied++;
+            write = copyWriter(shard, e);
+          }
+          return { name: e.name, dtype: e.dtype, shape: e.shape, write };
+        });
         staged.push([tmp, target]);
+        writeShard(tmp, tensors, shard.metadata);
       }
-      if (!toFile && baseIsFolder) {
-        const baseDir = fs.existsSync(nodePath.join(o.base, INDEX_FILE)) || fs.existsSync(nodePath.join(o.base, SINGLE_FILE)) ? o.base : nodePath.dirname(o.base);
-        const names = companionFiles(baseDir);
-        if (ckpt.files.length > 1) names.push(INDEX_FILE);
-        for (const name of names) {
+      if (!toFile && baseDir !== null) {
+        const copies: [string, string][] = companionFiles(baseDir).map((f) => [nodePath.join(baseDir, f), f]);
+        if (sharded) copies.push([indexPath, INDEX_FILE]); // unchanged: same tensors, same shards, same dtypes
+        for (const [from, name] of copies) {
           const target = nodePath.join(o.out, name);
           const tmp = `${target}.merge-${process.pid}`;
-          fs.copyFileSync(nodePath.join(baseDir, name), tmp);
           staged.push([tmp, target]);
+          fs.copyFileSync(from, tmp);
         }
       }
       for (const [tmp, target] of staged) {
         fs.renameSync(tmp, target);
         report.files.push(target);
       }
+      report.merged.sort();
+      report.replaced.sort();
       return report;
     } catch (e) {
       for (const [tmp] of staged) fs.rmSync(tmp, { force: true });
-      if (createdDir) fs.rmSync(o.out, { recursive: true, force: true });
+      if (createdDir) fs.rmSync(createdDir, { recursive: true, force: true });
       throw e;
     }
   } finally {
-    adapter.close();
+    for (const s of shards) s.close();
+    kernels.dispose();
+    adapter?.close();
     ckpt.close();
   }
 }
