@@ -2,7 +2,8 @@
  * Ready-made training tasks over host data: next-token prediction on a token stream (perplexity), and image
  * classification (accuracy). Each evaluates on named splits, so one run reports adaptation and forgetting.
  */
-import { np, tree, type Arr } from "../engine/index.js";
+import { np, tree, jit, type Arr } from "../engine/index.js";
+import type { Weights } from "../models/model.js";
 import type { Rng } from "../data/rng.js";
 import { randomBatch, sequentialBatches } from "../data/text.js";
 import type { LabelledImages } from "../data/vision.js";
@@ -27,9 +28,29 @@ function ids(a: Int32Array, rows: number, cols: number): Arr {
   return np.array(a, { dtype: np.int32 }).reshape([rows, cols]);
 }
 
+/**
+ * `f(output, target)` over the model's forward, compiled once (weights and trainables are arguments, not
+ * constants baked into the compiled code). Borrows `m` and `trainable`; call `dispose` when done.
+ */
+function compiledEval<I, O, T, R>(m: AdaptedModel<I, O>, trainable: Trainable | null, f: (out: O, target: T) => R): ((input: I, target: T) => R) & { dispose(): void } {
+  const run = jit((t: Trainable, w: Weights, input: I, target: T) => {
+    const out = forwardWith({ ...m, weights: w }, trainable ? t : null, input);
+    if (!trainable) tree.dispose(t);
+    tree.dispose(w);
+    return f(out, target) as never;
+  });
+  const call = (input: I, target: T): R => {
+    const t = trainable ? tree.ref(trainable) : { adapter: {}, extras: {} };
+    const w: Weights = Object.fromEntries(Object.entries(m.weights).map(([k, v]) => [k, v.ref]));
+    return (run as unknown as (...a: unknown[]) => R)(t, w, input, target);
+  };
+  return Object.assign(call, { dispose: () => run.dispose() });
+}
+
 /** Mean cross-entropy and perplexity of `m` (with `trainable`) on each split. Consumes trainable. */
 export function evaluateLm(m: AdaptedModel<LlamaInput, LmOutput>, trainable: Trainable | null, o: LmTaskOptions): EvalEvent[] {
   const events: EvalEvent[] = [];
+  const lossOf = compiledEval(m, trainable, (out: LmOutput, target: Arr) => crossEntropy(out.logits, target));
   for (const [split, tokens] of Object.entries(o.evals)) {
     let sum = 0;
     let count = 0;
@@ -37,14 +58,14 @@ export function evaluateLm(m: AdaptedModel<LlamaInput, LmOutput>, trainable: Tra
     for (const b of sequentialBatches(tokens, { batchSize: o.batchSize, seqLen: o.seqLen })) {
       if (o.evalWindows !== undefined && windows >= o.evalWindows) break;
       windows += b.batchSize;
-      const out = forwardWith(m, trainable ? tree.ref(trainable) : null, { ids: ids(b.inputs, b.batchSize, b.seqLen) });
       const n = b.batchSize * b.seqLen;
-      sum += (crossEntropy(out.logits, ids(b.targets, b.batchSize, b.seqLen)).dataSync() as Float32Array)[0] * n;
+      sum += (lossOf({ ids: ids(b.inputs, b.batchSize, b.seqLen) }, ids(b.targets, b.batchSize, b.seqLen)).dataSync() as Float32Array)[0] * n;
       count += n;
     }
     const loss = sum / count;
     events.push({ kind: "eval", step: 0, split, loss, metrics: { perplexity: Math.exp(loss), tokens: count } });
   }
+  lossOf.dispose();
   if (trainable) tree.dispose(trainable);
   return events;
 }
@@ -74,19 +95,21 @@ function pixels(set: LabelledImages, start: number, rows: number): Arr {
 /** Loss and accuracy on each split. Consumes trainable. */
 export function evaluateClassifier(m: AdaptedModel<Arr, Arr>, trainable: Trainable | null, o: ClassifyTaskOptions): EvalEvent[] {
   const events: EvalEvent[] = [];
+  const scoreOf = compiledEval(m, trainable, (logits: Arr, labels: Arr) => [np.argmax(logits.ref, -1), crossEntropy(logits, labels)] as [Arr, Arr]);
   for (const [split, set] of Object.entries(o.evals)) {
     let lossSum = 0;
     let correct = 0;
     for (let start = 0; start < set.n; start += o.batchSize) {
       const rows = Math.min(o.batchSize, set.n - start);
-      const logits = forwardWith(m, trainable ? tree.ref(trainable) : null, pixels(set, start, rows));
       const labels = set.labels.subarray(start, start + rows);
-      const pred = np.argmax(logits.ref, -1).dataSync() as Int32Array;
+      const [predA, lossA] = scoreOf(pixels(set, start, rows), np.array(labels, { dtype: np.int32 }));
+      const pred = predA.dataSync() as Int32Array;
       for (let i = 0; i < rows; i++) if (pred[i] === labels[i]) correct++;
-      lossSum += (crossEntropy(logits, np.array(labels, { dtype: np.int32 })).dataSync() as Float32Array)[0] * rows;
+      lossSum += (lossA.dataSync() as Float32Array)[0] * rows;
     }
     events.push({ kind: "eval", step: 0, split, loss: lossSum / set.n, metrics: { accuracy: correct / set.n, samples: set.n } });
   }
+  scoreOf.dispose();
   if (trainable) tree.dispose(trainable);
   return events;
 }
