@@ -6,7 +6,7 @@
  * snapshot, together with the step, trainable tensors and optimizer moments. Resuming from a snapshot replays
  * the same batches and updates as the uninterrupted run.
  */
-import { nn, tree, valueAndGrad, jit, blockUntilReady, type Arr } from "../engine/index.js";
+import { np, nn, tree, valueAndGrad, jit, blockUntilReady, type Arr } from "../engine/index.js";
 import { ConfigError } from "../errors.js";
 import { type Rng, type RngState, rng, rngFromState } from "../data/rng.js";
 import { type AdaptedModel, type Trainable, forwardWith, trainableOf } from "../models/adapted.js";
@@ -232,6 +232,8 @@ export function crossEntropy(logits: Arr, labels: Arr): Arr {
   const C = logits.shape[logits.shape.length - 1];
   const N = logits.size / C;
   const logProbs = nn.logSoftmax(logits.reshape([N, C]), -1);
-  const onehot = nn.oneHot(labels.reshape([N]), C).astype(logProbs.dtype);
+  // labels == arange(C), not nn.oneHot: jax-js builds that as eye(C)[labels], whose flat index label·C overflows
+  // int32 at real vocabulary sizes (49152² > 2³¹).
+  const onehot = np.equal(labels.reshape([N, 1]), np.arange(C).reshape([1, C])).astype(logProbs.dtype);
   return logProbs.mul(onehot).sum().mul(-1 / N);
 }
