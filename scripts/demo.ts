@@ -11,7 +11,8 @@
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
 import { readRunConfig } from "../src/node/run-config.js";
-import { runTraining, prepareRun, evaluatePrepared } from "../src/node/run.js";
+import { runTraining, prepareRun, evaluatePrepared, type RunResult } from "../src/node/run.js";
+import { boftCount, oftCount, loraCount } from "../src/methods/param-count.js";
 import { linePlot } from "../src/plot/svg.js";
 import type { EvalEvent } from "../src/train/metrics.js";
 import { createProgress } from "../cli/progress.js";
@@ -36,7 +37,9 @@ const methods: { name: string; method: Record<string, unknown>; lr: number }[] =
       ]
     : [
         { name: "BOFT m=2 b=8", method: { peft_type: "BOFT", boft_block_size: 8, boft_n_butterfly_factor: 2, target_modules: ["conv1", "fc"] }, lr: 5e-3 },
-        { name: "OFT b=8", method: { peft_type: "OFT", oft_block_size: 8, r: 0, use_cayley_neumann: false, target_modules: ["conv1", "fc"] }, lr: 5e-3 },
+        // Not conv1: PEFT's unmerged OFT forward on a k×k conv (k > 1) is not a rotation of the conv and wrecks the
+        // pretrained model from the first step (README, "Where PEFT is odd"); OFT adapts the classifier only.
+        { name: "OFT b=8", method: { peft_type: "OFT", oft_block_size: 8, r: 0, use_cayley_neumann: false, target_modules: ["fc"] }, lr: 5e-3 },
         { name: "LoRA r=4", method: { peft_type: "LORA", r: 4, lora_alpha: 8, target_modules: ["fc"] }, lr: 5e-3 },
         { name: "full", method: { peft_type: "FULL" }, lr: 1e-3 },
       ];
@@ -67,6 +70,15 @@ function runJson(method: Record<string, unknown>, lr: number): Record<string, un
   };
 }
 
+/** Degrees of freedom (the paper's count): BOFT ½(b−1)·n·m + s per layer; OFT, LoRA and full = stored. */
+function effectiveParams(r: RunResult): number {
+  const m = r.model;
+  if (!m.active) return r.trainableParams;
+  const a = m.adapters[m.active];
+  const layers = a.plan.layers.reduce((sum, l) => sum + (l.method === "BOFT" ? boftCount(l.shape).effective : l.method === "OFT" ? oftCount(l.shape).effective : loraCount(l.shape).effective), 0);
+  return layers + a.extras.reduce((sum, k) => sum + m.weights[k].size, 0);
+}
+
 function metricOf(events: EvalEvent[], split: string): number {
   const e = events.find((x) => x.split === split);
   if (!e) throw new Error(`no ${split} evaluation`);
@@ -83,7 +95,7 @@ async function main(): Promise<void> {
   fs.mkdirSync(baseDir, { recursive: true });
   fs.writeFileSync(nodePath.join(baseDir, "run.json"), JSON.stringify({ ...runJson({ peft_type: "FULL" }, 1e-3), output: "." }, null, 2));
   const base = evaluatePrepared(await prepareRun(readRunConfig(nodePath.join(baseDir, "run.json"))), null);
-  const rows: (string | number)[][] = [["base (no finetuning)", 0, 0, metricOf(base, "new"), metricOf(base, "old")]];
+  const rows: (string | number)[][] = [["base (no finetuning)", 0, 0, "-", metricOf(base, "new"), metricOf(base, "old")]];
   const curves: { name: string; points: [number, number][] }[] = [];
 
   for (const m of methods) {
@@ -102,10 +114,10 @@ async function main(): Promise<void> {
     });
     progress.done();
     curves.push({ name: m.name, points: points.length ? points : r.events.filter((e) => e.kind === "step").map((e) => [e.step, (e as { loss: number }).loss]) });
-    rows.push([m.name, r.trainableParams, Number(r.seconds.toFixed(1)), metricOf(r.finalEval, "new"), metricOf(r.finalEval, "old")]);
+    rows.push([m.name, r.trainableParams, effectiveParams(r), r.seconds.toFixed(1), metricOf(r.finalEval, "new"), metricOf(r.finalEval, "old")]);
   }
 
-  const header = ["method", "trainable params", "time (s)", task === "text" ? "new-domain ppl" : "new-domain acc", task === "text" ? "old-domain ppl" : "old-domain acc"];
+  const header = ["method", "stored params", "effective params", "time (s)", task === "text" ? "new-domain ppl" : "new-domain acc", task === "text" ? "old-domain ppl" : "old-domain acc"];
   const table = renderTable(header, rows);
   console.log(`\n${table}\n`);
   fs.writeFileSync(nodePath.join(outRoot, "results.txt"), table + "\n");

@@ -1,0 +1,201 @@
+/**
+ * Parameter planner: how many parameters an adapter config puts on a model, before anything is allocated.
+ *
+ * Pure (no engine): a model shape (its adaptable modules) and a method config in, per-module and total counts out.
+ * Targets are matched with PEFT's rule (targets.ts) and each layer's block shape is resolved with PEFT's checks
+ * (resolveBoftShape / resolveOftShape), so a config PEFT would reject fails here with the same message.
+ *
+ * Counts per adapted module (n = in_features, or in·kh·kw for a Conv2d):
+ *   stored     what the adapter file holds. BOFT boft_R [m, D, b, b] + boft_s: m·n·b + out. OFT oft_R packed upper
+ *              triangles: r·b(b−1)/2 (one block with block_share). LoRA A [r, n] + B [out, r]: r·(n + out).
+ *   effective  degrees of freedom. BOFT: only the skew part of each b×b block counts, ½(b−1)·n·m, plus s (out).
+ *              OFT and LoRA: = stored.
+ *   span       inputs one output of the rotation mixes: b·2^(m−1) (capped at n) for BOFT, b for OFT, n for LoRA.
+ *   bias       base-layer biases the config's `bias` setting makes trainable ("<method>_only": the adapted
+ *              modules' biases; "all": every bias the model shape lists). Reported apart from the adapter.
+ */
+import { ConfigError } from "../errors.js";
+import type { AdapterMethod } from "./method.js";
+import { resolveBoftShape } from "./boft/config.js";
+import { resolveOftShape } from "./oft/config.js";
+import { type TargetFields, matchesTarget, defaultTargetModules } from "./targets.js";
+
+/** One adaptable module of a model: a Linear (in → out) or a Conv2d (in channels → out channels, kernel). */
+export type ModuleShape = {
+  path: string;
+  kind: "linear" | "conv2d";
+  in: number;
+  out: number;
+  /** Conv2d only: [kh, kw]. */
+  kernel?: [number, number];
+  /** Whether the base module has a bias (counted when the config trains biases). */
+  bias?: boolean;
+};
+
+/** A model as the planner sees it. */
+export type ModelShape = {
+  name: string;
+  /** transformers' model_type, for PEFT's default targets when target_modules is null. */
+  modelType: string;
+  modules: ModuleShape[];
+  /** All parameters of the base model (for percentages). */
+  totalParams: number;
+  /** Bias parameters outside `modules` (LayerNorm biases …), trainable only with bias="all". */
+  otherBiasParams?: number;
+  notes?: string[];
+};
+
+export type PlannedModule = {
+  path: string;
+  kind: "linear" | "conv2d";
+  /** Rotation / LoRA input size. */
+  n: number;
+  out: number;
+  /** Human-readable layer shape, e.g. "m=2 D=96 b=8" or "r=8". */
+  shape: string;
+  /** The tensors the adapter stores for this module (PEFT key suffix → shape). */
+  tensors: Record<string, number[]>;
+  stored: number;
+  effective: number;
+  span: number;
+  /** Trainable base bias values of this module under the config's `bias` setting. */
+  bias: number;
+  /** OFT only: PEFT's auto-adjust warnings for this layer. */
+  warnings: string[];
+};
+
+export type ParameterPlan = {
+  model: string;
+  method: AdapterMethod["kind"];
+  modules: PlannedModule[];
+  totals: {
+    modules: number;
+    stored: number;
+    effective: number;
+    /** Trainable base biases (adapted modules' or all, by the `bias` setting). */
+    bias: number;
+  };
+  /** The base model's parameter count, and the totals as a share of it (in %). */
+  totalParams: number;
+  percent: { stored: number; effective: number; effectivePlusBias: number };
+  /** Targets as matched (after PEFT's default for the model type, if target_modules was null). */
+  targets: TargetFields["targetModules"];
+};
+
+/** Rotation / LoRA input size of a module: in_features, or in_channels·kh·kw (PEFT's conv flattening). */
+export function moduleInputDim(m: ModuleShape): number {
+  if (m.kind === "linear") return m.in;
+  if (!m.kernel) throw new ConfigError(`${m.path}: a conv2d module shape needs its kernel`);
+  return m.in * m.kernel[0] * m.kernel[1];
+}
+
+/** The counts for one module, or throws ConfigError where PEFT's update_layer would. */
+export function planModule(method: AdapterMethod, m: ModuleShape): PlannedModule {
+  const n = moduleInputDim(m);
+  const out = m.out;
+  const base = { path: m.path, kind: m.kind, n, out, warnings: [] as string[], bias: 0 };
+  switch (method.kind) {
+    case "BOFT": {
+      const { nFactors: k, blockNum: D, blockSize: b } = resolveBoftShape(method.config, n, m.kind);
+      return {
+        ...base,
+        shape: `m=${k} D=${D} b=${b}`,
+        tensors: { boft_R: [k, D, b, b], boft_s: m.kind === "linear" ? [out, 1] : [1, out] },
+        stored: k * n * b + out,
+        effective: ((b - 1) * n * k) / 2 + out,
+        span: Math.min(n, b * 2 ** (k - 1)),
+      };
+    }
+    case "OFT": {
+      const c = method.config;
+      const { r, blockSize: b, warnings } = resolveOftShape(c, n);
+      const stored = (c.blockShare ? 1 : r) * ((b * (b - 1)) / 2);
+      return {
+        ...base,
+        warnings,
+        shape: `r=${r} b=${b}${c.blockShare ? " shared" : ""}`,
+        tensors: { "oft_R.weight": [c.blockShare ? 1 : r, (b * (b - 1)) / 2] },
+        stored,
+        effective: stored,
+        span: b,
+      };
+    }
+    case "LORA": {
+      if (m.kind !== "linear") throw new ConfigError(`${m.path}: LoRA here adapts Linear layers only`);
+      const r = method.config.r;
+      return {
+        ...base,
+        shape: `r=${r}`,
+        tensors: { "lora_A.weight": [r, n], "lora_B.weight": [out, r] },
+        stored: r * (n + out),
+        effective: r * (n + out),
+        span: n,
+      };
+    }
+  }
+}
+
+/**
+ * Per-module and total parameter counts of `method` on `model`. Throws NoTargets-style ConfigError when nothing
+ * matches (listing a few module paths), and ConfigError for shapes PEFT rejects.
+ */
+export function planParameters(model: ModelShape, method: AdapterMethod): ParameterPlan {
+  let fields: TargetFields = method.config;
+  if (fields.targetModules === null) fields = { ...fields, targetModules: defaultTargetModules(model.modelType) };
+  const chosen = model.modules.filter((m) => matchesTarget(fields, m.path));
+  if (chosen.length === 0) {
+    const sample = [...new Set(model.modules.map((m) => m.path.replace(/\.\d+\./, ".N.")))].slice(0, 8).join(", ");
+    throw new ConfigError(
+      `planParameters: no module of ${model.name} matches target_modules=${JSON.stringify(fields.targetModules)}. Modules include: ${sample}.`,
+    );
+  }
+  const biasMode = method.config.bias;
+  const modules = chosen.map((m) => {
+    const p = planModule(method, m);
+    if (biasMode !== "none" && m.bias) p.bias = m.out;
+    return p;
+  });
+  const sum = (f: (p: PlannedModule) => number) => modules.reduce((a, p) => a + f(p), 0);
+  let bias = sum((p) => p.bias);
+  if (biasMode === "all") {
+    const adapted = new Set(chosen.map((m) => m.path));
+    bias += model.modules.filter((m) => m.bias && !adapted.has(m.path)).reduce((a, m) => a + m.out, 0) + (model.otherBiasParams ?? 0);
+  }
+  const totals = { modules: modules.length, stored: sum((p) => p.stored), effective: sum((p) => p.effective), bias };
+  const pct = (x: number) => (100 * x) / model.totalParams;
+  return {
+    model: model.name,
+    method: method.kind,
+    modules,
+    totals,
+    totalParams: model.totalParams,
+    percent: { stored: pct(totals.stored), effective: pct(totals.effective), effectivePlusBias: pct(totals.effective + bias) },
+    targets: fields.targetModules,
+  };
+}
+
+/**
+ * Modules grouped by their path with the layer index replaced by "N" (q_proj of every layer is one row), for
+ * tables of large models. Counts are sums over the group.
+ */
+export function groupPlannedModules(modules: readonly PlannedModule[]): Array<PlannedModule & { count: number }> {
+  const groups = new Map<string, PlannedModule & { count: number }>();
+  for (const p of modules) {
+    const key = p.path.replace(/\.\d+\./, ".N.");
+    const g = groups.get(key);
+    if (!g) {
+      groups.set(key, { ...p, path: key, count: 1, warnings: [...p.warnings] });
+      continue;
+    }
+    if (g.shape !== p.shape || g.n !== p.n || g.out !== p.out) {
+      // Same name, different geometry (rare): keep the rows apart.
+      groups.set(`${p.path}`, { ...p, count: 1 });
+      continue;
+    }
+    g.count += 1;
+    g.stored += p.stored;
+    g.effective += p.effective;
+    g.bias += p.bias;
+  }
+  return [...groups.values()];
+}
