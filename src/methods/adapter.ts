@@ -4,7 +4,7 @@
  *
  * PEFT's split: config (methods/<m>/config.ts), layer math (methods/<m>/layer.ts), and this, the model part.
  */
-import { type Arr, type FloatDType } from "../engine/index.js";
+import { np, type Arr, type FloatDType } from "../engine/index.js";
 import { ConfigError, NoTargetsError } from "../errors.js";
 import { type BoftConfig, resolveBoftShape } from "./boft/config.js";
 import { type OftConfig, resolveOftShape } from "./oft/config.js";
@@ -16,6 +16,8 @@ import { type BoftLayerShape, type BoftParams, boftInit, boftLinear, boftConv2d,
 import { type OftLayerShape, type OftParams, oftInit, oftLinear, oftConv2d, oftMerge, oftUnmerge, oftParamShape, oftProjectParams } from "./oft/layer.js";
 import { type LoraLayerShape, type LoraParams, loraInit, loraLinear, loraMerge, loraUnmerge, loraParamShapes } from "./lora/layer.js";
 import type { RotationSide } from "./side.js";
+import { skewFromFull, skewFromPacked, cayleyNeumann, coftStraightThrough } from "../math/index.js";
+import { cayleyJit } from "../math/cayley-jit.js";
 
 export type { AdapterMethod };
 
@@ -151,19 +153,68 @@ export interface ApplyOptions {
   side?: RotationSide | "auto";
 }
 
-/** The adapted layer's forward, adapter unmerged. Consumes params, base weights and x. */
-export function applyLayer(layer: LayerPlan, params: LayerParams, base: LinearWeights, x: Arr, o: ApplyOptions = {}): Arr {
+/**
+ * Every BOFT/OFT layer's Cayley blocks at once: one batched transform per (block size, exact or Neumann-K)
+ * instead of one per layer. The exact transform is an unrolled elimination, so its cost is mostly per call;
+ * batching the 28 adapted layers of the demo LM took its BOFT training step from 4.8 s to 1.4 s.
+ * Borrows params. Returns owned blocks by module path: BOFT [m, D, b, b], OFT [r or 1, b, b].
+ */
+export function adapterBlocks(plan: AdapterPlan, params: AdapterParams): Map<string, Arr> {
+  const groups = new Map<string, { b: number; terms: number | null; items: { path: string; skew: Arr }[] }>();
+  for (const layer of plan.layers) {
+    if (layer.method === "LORA") continue;
+    const path = layer.module.path;
+    let skew: Arr;
+    let b: number;
+    let terms: number | null = null;
+    if (layer.method === "BOFT") {
+      b = layer.shape.blockSize;
+      skew = skewFromFull((params[path] as BoftParams).boft_R.ref);
+    } else {
+      const s = layer.shape;
+      b = s.blockSize;
+      let v = (params[path] as OftParams).oft_R.weight.ref;
+      if (s.coft) v = coftStraightThrough(v, s.eps);
+      skew = skewFromPacked(v, b);
+      terms = s.useCayleyNeumann ? s.numCayleyNeumannTerms : null;
+    }
+    const key = `${b}:${terms ?? "exact"}`;
+    if (!groups.has(key)) groups.set(key, { b, terms, items: [] });
+    groups.get(key)!.items.push({ path, skew });
+  }
+  const out = new Map<string, Arr>();
+  for (const { b, terms, items } of groups.values()) {
+    const shapes = items.map((i) => i.skew.shape);
+    const counts = shapes.map((sh) => sh.slice(0, -2).reduce((x, y) => x * y, 1));
+    const all = items.length === 1 ? items[0].skew.reshape([-1, b, b]) : np.concatenate(items.map((i) => i.skew.reshape([-1, b, b])), 0);
+    const q = terms === null ? cayleyJit(all) : cayleyNeumann(all, terms);
+    let start = 0;
+    items.forEach((item, k) => {
+      out.set(item.path, (items.length === 1 ? q.ref : q.ref.slice([start, start + counts[k]])).reshape(shapes[k]));
+      start += counts[k];
+    });
+    q.dispose();
+  }
+  return out;
+}
+
+/**
+ * The adapted layer's forward, adapter unmerged. `blocks` are this layer's precomputed Cayley blocks (from
+ * adapterBlocks), if any. Consumes params, base weights, x and blocks.
+ */
+export function applyLayer(layer: LayerPlan, params: LayerParams, base: LinearWeights, x: Arr, o: ApplyOptions = {}, blocks?: Arr): Arr {
   const g = layer.module.geometry ?? defaultConvGeometry;
   const conv = layer.module.kind === "conv2d";
   switch (layer.method) {
     case "BOFT": {
-      const opts = { training: o.training, dropout: layer.dropout, random: o.random, side: o.side };
+      const opts = { training: o.training, dropout: layer.dropout, random: o.random, side: o.side, blocks };
       const p = params as BoftParams;
       return conv ? boftConv2d(layer.shape, p, base, x, g, opts) : boftLinear(layer.shape, p, base, x, opts);
     }
     case "OFT": {
       const p = params as OftParams;
-      return conv ? oftConv2d(layer.shape, p, base, x, g) : oftLinear(layer.shape, p, base, x, { training: o.training, side: o.side });
+      const opts = { training: o.training, side: o.side, blocks };
+      return conv ? oftConv2d(layer.shape, p, base, x, g, opts) : oftLinear(layer.shape, p, base, x, opts);
     }
     case "LORA":
       return loraLinear(layer.shape, params as LoraParams, base, x, { training: o.training, dropout: layer.dropout, random: o.random });

@@ -8,7 +8,7 @@ import { ConfigError, ShapeError } from "../errors.js";
 import type { Rng } from "../data/rng.js";
 import {
   type AdapterMethod, type AdapterPlan, type AdapterParams, type LayerPlan, type ModuleInfo, type ApplyOptions,
-  planAdapter, initAdapter, applyLayer, applyBase, mergeLayer,
+  planAdapter, initAdapter, applyLayer, applyBase, mergeLayer, adapterBlocks,
 } from "../methods/adapter.js";
 import type { ModelDef, Weights, LayerFn, WeightSpec } from "./model.js";
 
@@ -122,7 +122,12 @@ function weightOf(def: ModelDef<unknown, unknown>, w: Weights, name: string): Ar
  * The LayerFn for weights `w` and (optionally) one adapter's layers and parameters.
  * Borrows `w` and `params` (reads them with .ref), so one call of the model can use them many times.
  */
-export function layerFn(def: ModelDef<unknown, unknown>, w: Weights, adapter: { plan: AdapterPlan; params: AdapterParams } | null, o: ApplyOptions = {}): LayerFn {
+export function layerFn(
+  def: ModelDef<unknown, unknown>,
+  w: Weights,
+  adapter: { plan: AdapterPlan; params: AdapterParams; blocks?: Map<string, Arr> } | null,
+  o: ApplyOptions = {},
+): LayerFn {
   const modules = new Map<string, ModuleInfo>(def.modules.map((m) => [m.path, m]));
   const plans = new Map<string, LayerPlan>(adapter ? adapter.plan.layers.map((l) => [l.module.path, l]) : []);
   return (path, x) => {
@@ -131,7 +136,7 @@ export function layerFn(def: ModelDef<unknown, unknown>, w: Weights, adapter: { 
     if (!module || !weight) throw new ShapeError(`model: no layer "${path}"`);
     const base = { weight: weight.ref, bias: weightOf(def, w, `${path}.bias`)?.ref ?? null };
     const plan = plans.get(path);
-    if (plan && adapter) return applyLayer(plan, tree.ref(adapter.params[path]), base, x, o);
+    if (plan && adapter) return applyLayer(plan, tree.ref(adapter.params[path]), base, x, o, adapter.blocks?.get(path)?.ref);
     return applyBase(module, base, x);
   };
 }
@@ -156,8 +161,9 @@ export function forwardWith<I, O>(m: AdaptedModel<I, O>, trainable: Trainable | 
   const def = m.def as ModelDef<unknown, unknown>;
   const w: Weights = trainable ? { ...m.weights, ...trainable.extras } : m.weights;
   const plan = m.active ? m.adapters[m.active].plan : null;
-  const lf = layerFn(def, w, trainable && plan ? { plan, params: trainable.adapter } : null, o);
-  const out = m.def.apply(w, lf, input);
+  const adapter = trainable && plan ? { plan, params: trainable.adapter, blocks: adapterBlocks(plan, trainable.adapter) } : null;
+  const out = m.def.apply(w, layerFn(def, w, adapter, o), input);
+  if (adapter) for (const q of adapter.blocks.values()) q.dispose();
   if (trainable) tree.dispose(trainable);
   return out;
 }

@@ -33,6 +33,8 @@ export interface BoftForwardOptions {
   /** Uniform [0,1) source for dropout's choices. */
   random?: () => number;
   side?: RotationSide | "auto";
+  /** Cayley blocks already computed from this layer's boft_R (batched across layers); boft_R is then unused. */
+  blocks?: Arr;
 }
 
 export function boftParamShapes(s: BoftLayerShape): { boft_R: number[]; boft_s: number[] } {
@@ -93,10 +95,16 @@ function rotatedWeight(q: Arr, s: Arr, w: Arr): Arr {
   return rotateRows(w, q, { transpose: true }).mul(scaleVector(s).reshape([-1, 1]));
 }
 
-/** Adapted Linear forward, adapter unmerged. Consumes params, base weights and x. */
+function blocksOf(params: BoftParams, o: BoftForwardOptions): Arr {
+  if (!o.blocks) return boftBlocks(params.boft_R);
+  params.boft_R.dispose();
+  return o.blocks;
+}
+
+/** Adapted Linear forward, adapter unmerged. Consumes params, base weights, x (and o.blocks). */
 export function boftLinear(shape: BoftLayerShape, params: BoftParams, base: LinearWeights, x: Arr, o: BoftForwardOptions = {}): Arr {
   checkParams(shape, params);
-  const q = withDropout(boftBlocks(params.boft_R), o);
+  const q = withDropout(blocksOf(params, o), o);
   const tokens = x.size / shape.n;
   const side =
     o.side && o.side !== "auto"
@@ -109,10 +117,10 @@ export function boftLinear(shape: BoftLayerShape, params: BoftParams, base: Line
   return base.bias ? y.add(base.bias) : y;
 }
 
-/** Adapted Conv2d forward: the rotation goes on the flattened weight. Consumes params, base weights and x. */
+/** Adapted Conv2d forward: the rotation goes on the flattened weight. Consumes params, base weights, x (and o.blocks). */
 export function boftConv2d(shape: BoftLayerShape, params: BoftParams, base: LinearWeights, x: Arr, g: Conv2dGeometry, o: BoftForwardOptions = {}): Arr {
   checkParams(shape, params);
-  const q = withDropout(boftBlocks(params.boft_R), o);
+  const q = withDropout(blocksOf(params, o), o);
   const wShape = base.weight.shape;
   const w = rotatedWeight(q, params.boft_s, base.weight.reshape([wShape[0], -1])).reshape(wShape);
   return conv2d(x, { weight: w, bias: base.bias }, g);

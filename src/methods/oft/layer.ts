@@ -78,9 +78,23 @@ export function oftProjectParams(s: OftLayerShape, p: OftParams): OftParams {
   return { oft_R: { weight: s.coft ? coftStraightThrough(w, s.eps) : w } };
 }
 
-/** Adapted Linear forward, adapter unmerged. Consumes params, base weights and x. */
-export function oftLinear(s: OftLayerShape, p: OftParams, base: LinearWeights, x: Arr, o: { training?: boolean; side?: RotationSide | "auto" } = {}): Arr {
-  const q = asFactor(s, oftBlocks(s, p));
+export interface OftForwardOptions {
+  training?: boolean;
+  side?: RotationSide | "auto";
+  /** The stored blocks' rotations already computed from p (batched across layers); p is then unused. */
+  blocks?: Arr;
+}
+
+function blocksOf(s: OftLayerShape, p: OftParams, o: OftForwardOptions): Arr {
+  if (!o.blocks) return oftBlocks(s, p);
+  checkParams(s, p);
+  p.oft_R.weight.dispose();
+  return o.blocks;
+}
+
+/** Adapted Linear forward, adapter unmerged. Consumes params, base weights, x (and o.blocks). */
+export function oftLinear(s: OftLayerShape, p: OftParams, base: LinearWeights, x: Arr, o: OftForwardOptions = {}): Arr {
+  const q = asFactor(s, blocksOf(s, p, o));
   const side =
     o.side && o.side !== "auto"
       ? o.side
@@ -130,12 +144,17 @@ function foldPatchesAsPeft(p: Arr, shape: number[], kh: number, kw: number): Arr
   return out!;
 }
 
-/** Adapted Conv2d forward, as PEFT computes it. Consumes params, base weights and x. */
-export function oftConv2d(s: OftLayerShape, p: OftParams, base: LinearWeights, x: Arr, g: Conv2dGeometry): Arr {
+/** Adapted Conv2d forward, as PEFT computes it. Consumes params, base weights, x (and o.blocks). */
+export function oftConv2d(s: OftLayerShape, p: OftParams, base: LinearWeights, x: Arr, g: Conv2dGeometry, o: OftForwardOptions = {}): Arr {
   const [kh, kw] = s.kernel ?? [base.weight.shape[2], base.weight.shape[3]];
-  if (kh * kw === 1) return conv2d(x, { weight: oftMerge(s, p, base.weight), bias: base.bias }, g);
+  const q = asFactor(s, blocksOf(s, p, o));
+  if (kh * kw === 1) {
+    const wShape = base.weight.shape;
+    const merged = rotateRows(base.weight.reshape([s.out, s.n]), q, { transpose: true }).reshape(wShape);
+    return conv2d(x, { weight: merged, bias: base.bias }, g);
+  }
   const xShape = x.shape;
-  const rotated = rotateRows(unfoldPatches(x, kh, kw), asFactor(s, oftBlocks(s, p)));
+  const rotated = rotateRows(unfoldPatches(x, kh, kw), q);
   return conv2d(foldPatchesAsPeft(rotated, xShape, kh, kw), base, g);
 }
 
