@@ -1,0 +1,201 @@
+/**
+ * Multithreading for jax-js's wasm backend on Node: a minimal Web Worker shim over `node:worker_threads`.
+ *
+ * jax-js 0.1.25 decides *once, while its module is being evaluated* whether the wasm backend uses
+ * workers: the backend is constructed at import time and checks `typeof SharedArrayBuffer` and
+ * `typeof Worker`, and sizes the pool from `navigator.hardwareConcurrency`. Node 20 has neither
+ * `Worker` nor `navigator`, so without this shim jax-js runs single-threaded.
+ *
+ * Rules (checked against jax-js 0.1.25 dist and measured):
+ * - `installThreads()` must run before `@jax-js/jax` is *evaluated*, i.e. before the engine module is
+ *   imported (statically or dynamically). Calling it just before `init("wasm")` is already too late.
+ *   Installing after jax-js has loaded breaks every kernel compiled afterwards ("memory import 0 has
+ *   no maximum limit": kernels then import a shared memory the backend does not have). If the engine
+ *   sets `globalThis[Symbol.for("boft.engine.loaded")] = true`, a late call throws instead.
+ * - The shim must never be removed once jax-js has loaded; `shutdownThreads()` only stops the threads.
+ * - Only the async reads (`await a.data()`, `jsAsync()`, `blockUntilReady()`) run on the workers.
+ *   `dataSync()`/`item()`/`js()` compute on the main thread (single-threaded, same bits). A sync read of
+ *   an array whose producing kernel was dispatched asynchronously and is still running throws
+ *   "cannot read synchronously from a slot with async work" (or "cannot dispatch synchronously with
+ *   pending async work"). Await async reads before reading synchronously.
+ *
+ * Idle workers are `unref()`ed, so a process exits normally once its work is done; a worker is
+ * ref'ed only while a message to it awaits its reply (jax-js's worker answers every message once).
+ *
+ * Environment: `BOFT_THREADS` overrides the count passed to `installThreads`: `0`/`1`/`off` disables
+ * the shim, `auto` uses `os.availableParallelism()`, `N` uses N workers.
+ */
+import { Worker as NodeWorker } from "node:worker_threads";
+import { availableParallelism } from "node:os";
+
+export interface ThreadsOptions {
+  /** Number of workers; default `os.availableParallelism()`. 0 or 1 means: do not install (single thread). */
+  threads?: number;
+}
+
+/** Set by the engine after jax-js has been evaluated (if it does): installing threads after that is an error. */
+const ENGINE_LOADED = Symbol.for("boft.engine.loaded");
+const SCRIPT_KEY = "__boftWorkerScript";
+
+/**
+ * The worker thread's bootstrap: a Web-Worker-like global scope, then the script text sent by the
+ * main thread. Valid as CommonJS and as ESM, because workers inherit `--input-type=module` from
+ * `node --input-type=module -e …` (no `require` there). Port messages queue until the listener exists.
+ */
+const BOOTSTRAP = `
+import("node:worker_threads").then(({ parentPort }) => {
+  globalThis.self = globalThis;
+  globalThis.postMessage = (data, transfer) => parentPort.postMessage(data, transfer);
+  let early = [];
+  const deliver = (data) => { if (typeof globalThis.onmessage === "function") globalThis.onmessage({ data }); };
+  parentPort.on("message", (data) => {
+    if (early === null) return deliver(data);
+    if (data !== null && typeof data === "object" && ${JSON.stringify(SCRIPT_KEY)} in data) {
+      (0, eval)(data[${JSON.stringify(SCRIPT_KEY)}]);
+      const queued = early;
+      early = null;
+      for (const d of queued) deliver(d);
+    } else early.push(data);
+  });
+});
+`;
+
+/** Blob URL → its text (read as soon as the URL is created, because a Worker is built synchronously). */
+const blobScripts = new Map<string, Promise<string>>();
+const live = new Set<ThreadWorker>();
+let installedCount = 0;
+
+/** A Web `Worker` over a worker_threads Worker; supports exactly what jax-js uses (onmessage, onerror, postMessage, terminate). */
+class ThreadWorker {
+  onmessage: ((ev: { data: unknown }) => void) | null = null;
+  onerror: ((ev: { message: string; error: unknown }) => void) | null = null;
+  readonly #thread: NodeWorker;
+  #inFlight = 0;
+  #closed = false;
+  /** Messages posted to this worker (jax-js: one "init", then one per kernel chunk or routine). */
+  posted = 0;
+
+  constructor(url: string | URL, _options?: unknown) {
+    const script = blobScripts.get(String(url));
+    if (script === undefined) {
+      throw new TypeError(`boft threads: Worker supports only Blob URLs from URL.createObjectURL (got ${String(url)})`);
+    }
+    this.#thread = new NodeWorker(BOOTSTRAP, { eval: true });
+    this.#thread.unref();
+    live.add(this);
+    script.then(
+      (text) => this.#closed || this.#thread.postMessage({ [SCRIPT_KEY]: text }),
+      (err: unknown) => this.#die(err),
+    );
+    this.#thread.on("message", (data: unknown) => {
+      if (this.#inFlight > 0 && --this.#inFlight === 0) this.#thread.unref();
+      this.onmessage?.({ data });
+    });
+    this.#thread.on("error", (err: Error) => this.#die(err));
+    this.#thread.on("exit", (code: number) => {
+      live.delete(this);
+      if (!this.#closed) this.#die(new Error(`worker thread exited unexpectedly (code ${code})`));
+    });
+  }
+
+  postMessage(data: unknown, transfer?: readonly unknown[]): void {
+    if (this.#closed) throw new Error("boft threads: worker used after shutdownThreads()");
+    this.posted++;
+    if (this.#inFlight++ === 0) this.#thread.ref();
+    this.#thread.postMessage(data, transfer as never);
+  }
+
+  terminate(): void {
+    void this.stop();
+  }
+
+  /** terminate(), as a promise that settles when the thread has stopped. */
+  async stop(): Promise<void> {
+    this.#closed = true;
+    live.delete(this);
+    await this.#thread.terminate();
+  }
+
+  /**
+   * A dead worker means a jax-js dispatch that never settles (a hang, or an early exit of the
+   * process while results are pending). Fail loudly instead.
+   */
+  #die(err: unknown): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const message = err instanceof Error ? err.message : String(err);
+    this.onerror?.({ message, error: err });
+    process.nextTick(() => {
+      throw new Error(`boft threads: jax-js worker failed: ${message}`);
+    });
+  }
+}
+
+function requestedThreads(opts: ThreadsOptions): number {
+  const env = process.env.BOFT_THREADS?.trim().toLowerCase();
+  if (env !== undefined && env !== "") {
+    if (env === "auto") return availableParallelism();
+    if (env === "off" || env === "false") return 0;
+    const n = Number(env);
+    if (!Number.isInteger(n) || n < 0) throw new RangeError(`BOFT_THREADS must be auto, off or an integer >= 0 (got "${env}")`);
+    return n;
+  }
+  return opts.threads ?? availableParallelism();
+}
+
+/**
+ * Make jax-js's wasm backend use `threads` worker threads. Call before the engine (and so jax-js) is
+ * imported, e.g. `installThreads(); const boft = await import("boft")`. Returns the number of
+ * workers jax-js will start (0 = single-threaded). Idempotent; `BOFT_THREADS` overrides `threads`.
+ */
+export function installThreads(opts: ThreadsOptions = {}): number {
+  if (installedCount > 0) return installedCount;
+  const g = globalThis as Record<PropertyKey, unknown>;
+  if (g[ENGINE_LOADED] === true) {
+    throw new Error("boft threads: installThreads() must run before the engine (jax-js) is imported");
+  }
+  const n = requestedThreads(opts);
+  if (n <= 1) return 0;
+  if (typeof SharedArrayBuffer === "undefined") return 0;
+  if (typeof g.Worker !== "undefined") {
+    throw new Error("boft threads: a global Worker already exists; not replacing it");
+  }
+
+  const nav = g.navigator as { hardwareConcurrency?: number } | undefined;
+  if (nav === undefined) g.navigator = { hardwareConcurrency: n };
+  else Object.defineProperty(nav, "hardwareConcurrency", { value: n, configurable: true });
+
+  const create = URL.createObjectURL.bind(URL);
+  const revoke = URL.revokeObjectURL.bind(URL);
+  URL.createObjectURL = (obj: Blob) => {
+    const url = create(obj);
+    blobScripts.set(url, obj.text());
+    return url;
+  };
+  URL.revokeObjectURL = (url: string) => {
+    blobScripts.delete(url);
+    revoke(url);
+  };
+  g.Worker = ThreadWorker;
+  installedCount = n;
+  return n;
+}
+
+/** Number of worker threads installed (0 = jax-js runs single-threaded on the main thread). */
+export function threadCount(): number {
+  return installedCount;
+}
+
+/** Messages posted to each live worker so far: shows whether work really reaches the threads. */
+export function threadStats(): { workers: number; messagesPerWorker: number[] } {
+  const m = [...live].map((w) => w.posted);
+  return { workers: m.length, messagesPerWorker: m };
+}
+
+/**
+ * Stop all worker threads. Only for the end of a process: after it, any jax-js work that would
+ * dispatch to a worker throws. Not needed for a normal exit (idle workers do not keep Node alive).
+ */
+export async function shutdownThreads(): Promise<void> {
+  await Promise.all([...live].map((w) => w.stop()));
+}
