@@ -94,7 +94,7 @@ async function main(): Promise<void> {
   const baseDir = nodePath.join(outRoot, "base");
   fs.mkdirSync(baseDir, { recursive: true });
   fs.writeFileSync(nodePath.join(baseDir, "run.json"), JSON.stringify({ ...runJson({ peft_type: "FULL" }, 1e-3), output: "." }, null, 2));
-  const base = evaluatePrepared(await prepareRun(readRunConfig(nodePath.join(baseDir, "run.json"))), null);
+  const base = await evaluatePrepared(await prepareRun(readRunConfig(nodePath.join(baseDir, "run.json"))), null);
   const rows: (string | number)[][] = [["base (no finetuning)", 0, 0, "-", metricOf(base, "new"), metricOf(base, "old")]];
   const curves: { name: string; points: [number, number][] }[] = [];
 

@@ -22,7 +22,7 @@ export const evalCommand: Command = {
       const dir = typeof values.adapter === "string" ? values.adapter : `${cfg.output}/adapter`;
       model = loadAdapter(model, dir).model;
     }
-    const events = evaluatePrepared({ ...p, model } as Prepared, model.active ? trainableOf(model) : null);
+    const events = await evaluatePrepared({ ...p, model } as Prepared, model.active ? trainableOf(model) : null);
     console.log(renderTable(["split", "loss", ...Object.keys(events[0]?.metrics ?? {})], events.map((e) => [e.split, e.loss, ...Object.values(e.metrics ?? {})])));
     return 0;
   },

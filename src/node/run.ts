@@ -23,7 +23,7 @@ import { trainIter, type Task, type TrainEvent } from "../train/trainer.js";
 import { lmTask, classifyTask, evaluateLm, evaluateClassifier, type LmTaskOptions, type ClassifyTaskOptions } from "../train/tasks.js";
 import { toJsonLine, lossCurves, type EvalEvent } from "../train/metrics.js";
 import { linePlot } from "../plot/svg.js";
-import { treeToHost } from "../train/host-tree.js";
+import { treeToHostAsync } from "../train/host-tree.js";
 import { loadBrown } from "./data/brown.js";
 import { loadMnist } from "./data/mnist.js";
 import { loadHfModel } from "./hf-model.js";
@@ -157,7 +157,7 @@ export interface RunResult {
 }
 
 /** Evaluates a prepared model as it is (base, or with its trained adapter). */
-export function evaluatePrepared(p: Prepared, trainable: Trainable | null): EvalEvent[] {
+export function evaluatePrepared(p: Prepared, trainable: Trainable | null): Promise<EvalEvent[]> {
   return p.kind === "lm" ? evaluateLm(p.model, trainable, p.taskOptions) : evaluateClassifier(p.model, trainable, p.taskOptions);
 }
 
@@ -204,13 +204,13 @@ export async function runTraining(cfg: RunConfig, o: { resume?: boolean; onEvent
   const seconds = (performance.now() - started) / 1000;
   const trainableParams = (tree.leaves(trained as never) as Arr[]).reduce((s, a) => s + a.size, 0);
   const adapterDir = nodePath.join(cfg.output, full ? "model" : "adapter");
-  writeTrained(adapterDir, treeToHost(tree.ref(trained) as never), cfg.method, extra);
+  writeTrained(adapterDir, await treeToHostAsync(tree.ref(trained) as never), cfg.method, extra);
   const withWeights = full
     ? { ...model, weights: Object.fromEntries(Object.entries(model.weights).map(([k, v]) => (v.dispose(), [k, trained.extras[k]]))) }
     : withTrained(model, trained);
   // The trainer already evaluated the final weights when its eval schedule reached the last step.
   const last = events.filter((e): e is EvalEvent => e.kind === "eval" && e.step === cfg.train.steps);
-  const finalEval = last.length ? last : evaluatePrepared({ ...p, model: withWeights } as Prepared, withWeights.active ? trainableOf(withWeights) : null);
+  const finalEval = last.length ? last : await evaluatePrepared({ ...p, model: withWeights } as Prepared, withWeights.active ? trainableOf(withWeights) : null);
   const curves = lossCurves(events as never);
   atomicWriteFile(
     nodePath.join(cfg.output, "loss.svg"),

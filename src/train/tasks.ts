@@ -48,7 +48,7 @@ function compiledEval<I, O, T, R>(m: AdaptedModel<I, O>, trainable: Trainable | 
 }
 
 /** Mean cross-entropy and perplexity of `m` (with `trainable`) on each split. Consumes trainable. */
-export function evaluateLm(m: AdaptedModel<LlamaInput, LmOutput>, trainable: Trainable | null, o: LmTaskOptions): EvalEvent[] {
+export async function evaluateLm(m: AdaptedModel<LlamaInput, LmOutput>, trainable: Trainable | null, o: LmTaskOptions): Promise<EvalEvent[]> {
   const events: EvalEvent[] = [];
   const lossOf = compiledEval(m, trainable, (out: LmOutput, target: Arr) => crossEntropy(out.logits, target));
   for (const [split, tokens] of Object.entries(o.evals)) {
@@ -59,7 +59,7 @@ export function evaluateLm(m: AdaptedModel<LlamaInput, LmOutput>, trainable: Tra
       if (o.evalWindows !== undefined && windows >= o.evalWindows) break;
       windows += b.batchSize;
       const n = b.batchSize * b.seqLen;
-      sum += (lossOf({ ids: ids(b.inputs, b.batchSize, b.seqLen) }, ids(b.targets, b.batchSize, b.seqLen)).dataSync() as Float32Array)[0] * n;
+      sum += ((await lossOf({ ids: ids(b.inputs, b.batchSize, b.seqLen) }, ids(b.targets, b.batchSize, b.seqLen)).data()) as Float32Array)[0] * n;
       count += n;
     }
     const loss = sum / count;
@@ -93,7 +93,7 @@ function pixels(set: LabelledImages, start: number, rows: number): Arr {
 }
 
 /** Loss and accuracy on each split. Consumes trainable. */
-export function evaluateClassifier(m: AdaptedModel<Arr, Arr>, trainable: Trainable | null, o: ClassifyTaskOptions): EvalEvent[] {
+export async function evaluateClassifier(m: AdaptedModel<Arr, Arr>, trainable: Trainable | null, o: ClassifyTaskOptions): Promise<EvalEvent[]> {
   const events: EvalEvent[] = [];
   const scoreOf = compiledEval(m, trainable, (logits: Arr, labels: Arr) => [np.argmax(logits.ref, -1), crossEntropy(logits, labels)] as [Arr, Arr]);
   for (const [split, set] of Object.entries(o.evals)) {
@@ -103,9 +103,9 @@ export function evaluateClassifier(m: AdaptedModel<Arr, Arr>, trainable: Trainab
       const rows = Math.min(o.batchSize, set.n - start);
       const labels = set.labels.subarray(start, start + rows);
       const [predA, lossA] = scoreOf(pixels(set, start, rows), np.array(labels, { dtype: np.int32 }));
-      const pred = predA.dataSync() as Int32Array;
+      const pred = (await predA.data()) as Int32Array;
       for (let i = 0; i < rows; i++) if (pred[i] === labels[i]) correct++;
-      lossSum += (lossA.dataSync() as Float32Array)[0] * rows;
+      lossSum += ((await lossA.data()) as Float32Array)[0] * rows;
     }
     events.push({ kind: "eval", step: 0, split, loss: lossSum / set.n, metrics: { accuracy: correct / set.n, samples: set.n } });
   }

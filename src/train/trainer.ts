@@ -12,9 +12,9 @@ import { type Rng, type RngState, rng, rngFromState } from "../data/rng.js";
 import { type AdaptedModel, type Trainable, forwardWith, trainableOf } from "../models/adapted.js";
 import type { Weights } from "../models/model.js";
 import { projectLayerParams } from "../methods/adapter.js";
-import { adamw, clipByGlobalNorm, adamwStateToHost, adamwStateFromHost, type AdamWState, type AdamWHostState } from "./optim.js";
+import { adamw, clipByGlobalNorm, adamwStateToHostAsync, adamwStateFromHost, type AdamWState, type AdamWHostState } from "./optim.js";
 import { lrAt } from "./schedule.js";
-import { type HostTree, type Tree, treeToHost, treeFromHost } from "./host-tree.js";
+import { type HostTree, type Tree, treeToHostAsync, treeFromHost } from "./host-tree.js";
 import type { StepEvent, EvalEvent, DoneEvent } from "./metrics.js";
 
 export interface TrainConfig {
@@ -53,7 +53,7 @@ export interface Task<I, O, T> {
   /** Scalar loss of a forward output. Consumes output and target. */
   loss(output: O, target: T): Arr;
   /** Evaluations to report (split name → loss and metrics), run on the model with its current trainables. */
-  evaluate?(m: AdaptedModel<I, O>, trainable: Trainable): EvalEvent[];
+  evaluate?(m: AdaptedModel<I, O>, trainable: Trainable): Promise<EvalEvent[]>;
 }
 
 /** Everything needed to continue a run exactly where it stopped (plain data, for a checkpoint file). */
@@ -92,11 +92,11 @@ function project<I, O>(m: AdaptedModel<I, O>, t: Trainable): Trainable {
   return { adapter, extras: t.extras };
 }
 
-function snapshotOf(step: number, t: Trainable, opt: AdamWState, data: Rng, dropout: Rng): TrainSnapshot {
+async function snapshotOf(step: number, t: Trainable, opt: AdamWState, data: Rng, dropout: Rng): Promise<TrainSnapshot> {
   return {
     step,
-    trainable: treeToHost(tree.ref(t) as unknown as Tree),
-    optimizer: adamwStateToHost(tree.ref(opt) as AdamWState),
+    trainable: await treeToHostAsync(tree.ref(t) as unknown as Tree),
+    optimizer: await adamwStateToHostAsync(tree.ref(opt) as AdamWState),
     dataRng: data.state(),
     dropoutRng: dropout.state(),
   };
@@ -162,15 +162,16 @@ export async function* trainIter<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O
       // differently from a run resumed from stored values (so resume would not be bit-exact).
       await blockUntilReady([trainable, opt] as never);
       // The one read of the step.
-      lastLoss = (lossSum!.mul(1 / c.gradAccum).dataSync() as Float32Array)[0];
-      const norm = gradNorm ? (gradNorm.dataSync() as Float32Array)[0] : undefined;
+      // Async reads: with worker threads, a synchronous read of work still in flight would throw.
+      lastLoss = ((await lossSum!.mul(1 / c.gradAccum).data()) as Float32Array)[0];
+      const norm = gradNorm ? ((await gradNorm.data()) as Float32Array)[0] : undefined;
       yield { kind: "step", step: step + 1, totalSteps: c.steps, loss: lastLoss, lr, gradNorm: norm, items, elapsedMs: performance.now() - started };
       const done = step + 1 === c.steps;
       if (task.evaluate && c.evalEvery > 0 && ((step + 1) % c.evalEvery === 0 || done)) {
-        for (const e of task.evaluate(m, tree.ref(trainable))) yield { ...e, step: step + 1 };
+        for (const e of await task.evaluate(m, tree.ref(trainable))) yield { ...e, step: step + 1 };
       }
       if ((c.snapshotEvery > 0 && (step + 1) % c.snapshotEvery === 0) || done) {
-        yield { kind: "snapshot", step: step + 1, snapshot: snapshotOf(step + 1, trainable, opt, data, dropout) };
+        yield { kind: "snapshot", step: step + 1, snapshot: await snapshotOf(step + 1, trainable, opt, data, dropout) };
       }
     }
     yield { kind: "done", step: c.steps, elapsedMs: performance.now() - started, finalLoss: lastLoss };
