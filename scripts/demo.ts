@@ -45,7 +45,7 @@ const methods: { name: string; method: Record<string, unknown>; lr: number }[] =
       ];
 
 function runJson(method: Record<string, unknown>, lr: number): Record<string, unknown> {
-  const steps = quick ? 3 : task === "text" ? 150 : 150;
+  const steps = quick ? 3 : 100;
   const train = { steps, lr, warmupSteps: quick ? 1 : 15, maxGradNorm: 1, evalEvery: quick ? 0 : 50, seed: 0 };
   if (task === "text") {
     return {
@@ -56,7 +56,7 @@ function runJson(method: Record<string, unknown>, lr: number): Record<string, un
         eval: { old: ["news", "learned"], new: ["romance"] },
         seqLen: 64,
         batchSize: quick ? 4 : 16,
-        evalWindows: quick ? 4 : 96,
+        evalWindows: quick ? 4 : 64,
       },
       method,
       train,

@@ -16,7 +16,9 @@ import { loraConfig } from "../src/methods/lora/config.js";
 import { type AdapterMethod } from "../src/methods/method.js";
 import { train, crossEntropy, trainDefaults, type Task, type TrainSnapshot } from "../src/train/trainer.js";
 import { boftBlocks } from "../src/methods/boft/layer.js";
+import { oftBlocks, type OftLayerShape, type OftParams } from "../src/methods/oft/layer.js";
 import { orthogonalityError } from "../src/math/index.js";
+import { NonFiniteError } from "../src/errors.js";
 
 /** A fixed synthetic classification problem: labels from a random teacher, so the loss can fall. */
 function teacherTask(inputs: number, classes: number, batch: number): Task<Arr, Arr, Arr> {
@@ -76,6 +78,13 @@ for (const [label, method] of methods) {
         assert.ok(err < 1e-5, `trained rotation orthogonal: ${err}`);
       }
     }
+    if (method.kind === "OFT") {
+      for (const l of m.adapters.default.plan.layers) {
+        const shape = (l as { shape: OftLayerShape }).shape;
+        const err = orthogonalityError(oftBlocks(shape, tree.ref(m.adapters.default.params[l.module.path]) as OftParams)).js() as number;
+        assert.ok(err < 1e-5, `trained OFT rotation orthogonal: ${err}`);
+      }
+    }
     const x = np.array(Float32Array.from({ length: 5 * 32 }, (_, i) => Math.sin(i))).reshape([5, 32]);
     const y = toHost(forward(m, x.ref)).data;
     const merged = mergeAndUnload(m);
@@ -87,6 +96,15 @@ for (const [label, method] of methods) {
     tree.dispose(merged);
   });
 }
+
+test("safe merge refuses an adapter that would put NaN into the weights", () => {
+  const m = model(methods[0][1]);
+  const p = m.adapters.default.params.lin0 as { boft_R: Arr; boft_s: Arr };
+  const broken = { ...m, adapters: { default: { ...m.adapters.default, params: { ...m.adapters.default.params, lin0: { ...p, boft_s: p.boft_s.ref.mul(NaN) } } } } };
+  assert.throws(() => mergeAndUnload(broken, { safe: true }), NonFiniteError);
+  const plain = mergeAndUnload(m, { safe: true });
+  tree.dispose(plain);
+});
 
 test("resume from a snapshot ends with the same tensors as the uninterrupted run (bit for bit)", async () => {
   const method = methods[0][1];

@@ -4,7 +4,7 @@
  * and merge-and-unload. The base weights are never modified; functions return new records.
  */
 import { np, tree, type Arr, type FloatDType } from "../engine/index.js";
-import { ConfigError, ShapeError } from "../errors.js";
+import { ConfigError, NonFiniteError, ShapeError } from "../errors.js";
 import type { Rng } from "../data/rng.js";
 import {
   type AdapterMethod, type AdapterPlan, type AdapterParams, type LayerPlan, type ModuleInfo, type ApplyOptions,
@@ -190,7 +190,7 @@ export function withTrained<I, O>(m: AdaptedModel<I, O>, t: Trainable, name = m.
  * New base weights with the active adapter merged in (PEFT's merge_and_unload): the adapted weights rotated
  * (or LoRA-added), everything else shared. Borrows the model.
  */
-export function mergeAndUnload<I, O>(m: AdaptedModel<I, O>): Weights {
+export function mergeAndUnload<I, O>(m: AdaptedModel<I, O>, o: { safe?: boolean } = {}): Weights {
   const out: Weights = {};
   for (const [k, v] of Object.entries(m.weights)) out[k] = v.ref;
   if (!m.active) return out;
@@ -200,6 +200,12 @@ export function mergeAndUnload<I, O>(m: AdaptedModel<I, O>): Weights {
     const stored = m.weights[key] ? key : m.def.aliases?.[key];
     if (!stored) throw new ShapeError(`model: no weight for ${key}`);
     const merged = mergeLayer(layer, tree.ref(a.params[layer.module.path]), m.weights[stored].ref);
+    // PEFT's safe_merge: refuse to write NaN or Inf into the base weights.
+    if (o.safe && !(np.isfinite(merged.ref).all().js() as boolean)) {
+      merged.dispose();
+      tree.dispose(out);
+      throw new NonFiniteError(`merge: the merged weight of ${layer.module.path} would contain NaN or Inf; the adapter is broken`);
+    }
     out[key]?.dispose();
     out[key] = merged;
   }
