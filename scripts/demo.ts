@@ -105,7 +105,7 @@ async function main(): Promise<void> {
     fs.writeFileSync(file, JSON.stringify({ ...runJson(m.method, m.lr), output: "." }, null, 2) + "\n");
     const cfg = readRunConfig(file);
     const progress = createProgress({ total: cfg.train.steps, label: m.name, unit: task === "text" ? "tok" : "samples" });
-    const points: [number, number][] = [];
+    const points: [number, number][] = [[0, base.find((e) => e.split === "new")!.loss]];
     const r = await runTraining(cfg, {
       onEvent: (e) => {
         if (e.kind === "step") progress.update(e.step, { loss: e.loss, items: e.items });
@@ -113,7 +113,7 @@ async function main(): Promise<void> {
       },
     });
     progress.done();
-    curves.push({ name: m.name, points: points.length ? points : r.events.filter((e) => e.kind === "step").map((e) => [e.step, (e as { loss: number }).loss]) });
+    curves.push({ name: m.name, points });
     rows.push([m.name, r.trainableParams, effectiveParams(r), r.seconds.toFixed(1), metricOf(r.finalEval, "new"), metricOf(r.finalEval, "old")]);
   }
 
