@@ -113,6 +113,7 @@ async function main(): Promise<void> {
       },
     });
     progress.done();
+    if (points[points.length - 1][0] !== cfg.train.steps) points.push([cfg.train.steps, r.finalEval.find((e) => e.split === "new")!.loss]);
     curves.push({ name: m.name, points });
     rows.push([m.name, r.trainableParams, effectiveParams(r), r.seconds.toFixed(1), metricOf(r.finalEval, "new"), metricOf(r.finalEval, "old")]);
   }
