@@ -5,6 +5,7 @@
  */
 import { np, nn, type Arr } from "../engine/index.js";
 import type { ModuleInfo } from "../methods/adapter.js";
+import { ShapeError } from "../errors.js";
 import type { ModelDef, Weights, LayerFn, WeightSpec } from "./model.js";
 
 export interface RopeScaling {
@@ -29,8 +30,12 @@ export interface LlamaConfig {
   ropeScaling: RopeScaling | null;
   tieWordEmbeddings: boolean;
   maxPositionEmbeddings: number;
-  /** q/k/v biases (Qwen2: true). */
+  /** q/k/v biases (Qwen2: true; Llama: attention_bias). */
   attentionBias: boolean;
+  /** o_proj bias (Llama's attention_bias also sets it; Qwen2 has none). Default false. */
+  oProjBias?: boolean;
+  /** gate/up/down biases (Llama's mlp_bias). Default false. */
+  mlpBias?: boolean;
 }
 
 /** Per-layer key/value cache for generation: [B, kvHeads, past, headDim] per layer. */
@@ -43,8 +48,24 @@ export interface KvCache {
 export interface LlamaInput {
   /** Token ids [B, T] (int32). */
   ids: Arr;
-  /** Generation: past keys/values; the forward returns the extended cache in `cache`. */
+  /**
+   * Generation: past keys/values (borrowed; `{ k: [], v: [], length: 0 }` to start one). The forward returns the
+   * extended cache in `cache` (fresh arrays); the caller disposes the old one.
+   */
   cache?: KvCache;
+  /** Logits for the last position only ([B, 1, V]): what generation needs, without the full [B, T, V] head. */
+  lastOnly?: boolean;
+  /**
+   * Eager inference only: run each layer's kernels before building the next. jax-js gives every new array the set
+   * of all unsubmitted kernels upstream, so one long lazy graph costs O(kernels²) to build; at SmolLM2-135M's
+   * size a decoding step spends most of its time there. Ignored under tracing (grad, jit).
+   */
+  flush?: boolean;
+}
+
+/** An empty cache to start generation with. */
+export function emptyKvCache(): KvCache {
+  return { k: [], v: [], length: 0 };
 }
 
 /** RoPE inverse frequencies [headDim/2], with Llama 3's band-wise rescaling when configured. */
@@ -104,10 +125,10 @@ function attention(c: LlamaConfig, w: Weights, layer: LayerFn, i: number, h: Arr
   const { cos, sin } = ropeTables(c, start, T, h.dtype);
   const q = applyRope(heads(layer(`${p}.q_proj`, h.ref), H), cos, sin);
   let k = applyRope(heads(layer(`${p}.k_proj`, h.ref), Hkv), cos, sin);
-  let v = heads(layer(`${p}.v_proj`, h), Hkv);
+  let v = contiguous(heads(layer(`${p}.v_proj`, h), Hkv));
   cos.dispose();
   sin.dispose();
-  if (cache) {
+  if (cache && cache.length > 0) {
     k = np.concatenate([cache.k[i].ref, k], 2);
     v = np.concatenate([cache.v[i].ref, v], 2);
   }
@@ -117,14 +138,26 @@ function attention(c: LlamaConfig, w: Weights, layer: LayerFn, i: number, h: Arr
   }
   const S = k.shape[2];
   const group = H / Hkv;
-  const expand = (x: Arr) => (group === 1 ? x : np.broadcastTo(x.reshape([B, Hkv, 1, S, hd]), [B, Hkv, group, S, hd]).reshape([B, H, S, hd]));
-  const scores = np.matmul(q, np.matrixTranspose(expand(k))).mul(1 / Math.sqrt(hd)); // [B, H, T, S]
+  // GQA without copying keys/values: query head h = kv·group + g, so the `group` query heads of one kv head are
+  // adjacent and fold into rows: q [B, H, T, hd] → [B, Hkv, group·T, hd] against k, v [B, Hkv, S, hd].
+  const qg = q.reshape([B, Hkv, group * T, hd]);
+  const scores = np.matmul(qg, np.matrixTranspose(k)).mul(1 / Math.sqrt(hd)).reshape([B, H, T, S]);
   // Query t (absolute position start + t) sees keys 0..start + t.
   const mask = new Float32Array(T * S);
   for (let t = 0; t < T; t++) for (let s = start + t + 1; s < S; s++) mask[t * S + s] = -1e9;
   const probs = nn.softmax(scores.add(np.array(mask).reshape([1, 1, T, S]).astype(scores.dtype)), -1);
-  const ctx = np.matmul(probs, expand(v)).transpose([0, 2, 1, 3]).reshape([B, T, H * hd]);
+  const heads4 = np.matmul(probs.reshape([B, Hkv, group * T, S]), v).reshape([B, H, T, hd]);
+  const ctx = contiguous(heads4.transpose([0, 2, 1, 3]).reshape([B, T, H * hd])); // [B, T, H·hd]
   return layer(`${p}.o_proj`, ctx);
+}
+
+/**
+ * The same values in a fresh row-major buffer. Eager jax-js evaluates a matmul whose operand is a transposed and
+ * reshaped view through per-element index arithmetic, ~25× slower than on a plain buffer (o_proj at
+ * SmolLM2-135M's size: 230 ms vs 8 ms); one elementwise pass (0.1 ms) writes it out. Identity for the math.
+ */
+function contiguous(x: Arr): Arr {
+  return x.mul(1);
 }
 
 function mlpBlock(w: Weights, layer: LayerFn, i: number, h: Arr): Arr {
@@ -147,13 +180,30 @@ export function llamaModules(c: LlamaConfig): ModuleInfo[] {
   return mods;
 }
 
+/**
+ * Decoder layer i: h + attn(RMSNorm(h)), then that + mlp(RMSNorm(·)). Consumes h; borrows w. With `cache`/`out`,
+ * reads past keys/values of layer i from `cache` and stores the extended ones in `out`.
+ */
+export function decoderLayer(c: LlamaConfig, w: Weights, layer: LayerFn, i: number, h: Arr, cache?: KvCache, out?: KvCache): Arr {
+  const p = `model.layers.${i}`;
+  h = h.add(attention(c, w, layer, i, rmsNorm(h.ref, w[`${p}.input_layernorm.weight`], c.rmsNormEps), cache, out));
+  return h.add(mlpBlock(w, layer, i, rmsNorm(h.ref, w[`${p}.post_attention_layernorm.weight`], c.rmsNormEps)));
+}
+
+/** Final RMSNorm and lm_head: hidden states [B, T, d] → logits [B, T, V]. Consumes h; borrows w. */
+export function lmHead(c: LlamaConfig, w: Weights, layer: LayerFn, h: Arr): Arr {
+  return layer("lm_head", rmsNorm(h, w["model.norm.weight"], c.rmsNormEps));
+}
+
 /** Weight layout as in transformers, with its init (normal(0, 0.02) for matrices, ones for norms). */
 export function llamaWeights(c: LlamaConfig): WeightSpec[] {
   const specs: WeightSpec[] = [{ name: "model.embed_tokens.weight", shape: [c.vocabSize, c.hiddenSize], init: { normal: 0.02 } }];
   for (const m of llamaModules(c)) {
     if (m.path === "lm_head" && c.tieWordEmbeddings) continue;
     specs.push({ name: `${m.path}.weight`, shape: [m.outFeatures, m.inFeatures], init: { normal: 0.02 } });
-    if (c.attentionBias && /\.(q|k|v)_proj$/.test(m.path)) specs.push({ name: `${m.path}.bias`, shape: [m.outFeatures], init: "zeros" });
+    const biased =
+      (c.attentionBias && /\.(q|k|v)_proj$/.test(m.path)) || (c.oProjBias && m.path.endsWith(".o_proj")) || (c.mlpBias && m.path.includes(".mlp."));
+    if (biased) specs.push({ name: `${m.path}.bias`, shape: [m.outFeatures], init: "zeros" });
   }
   for (let i = 0; i < c.numHiddenLayers; i++) {
     specs.push({ name: `model.layers.${i}.input_layernorm.weight`, shape: [c.hiddenSize], init: "ones" });
@@ -172,17 +222,19 @@ export function llama(c: LlamaConfig): ModelDef<LlamaInput, { logits: Arr; cache
     weights: llamaWeights(c),
     aliases: c.tieWordEmbeddings ? { "lm_head.weight": "model.embed_tokens.weight" } : undefined,
     apply(w, layer, input) {
-      const { ids, cache } = input;
+      const { ids, cache, lastOnly, flush } = input;
+      if (cache && (cache.k.length !== (cache.length > 0 ? c.numHiddenLayers : 0) || cache.v.length !== cache.k.length)) {
+        ids.dispose();
+        throw new ShapeError(`llama: the cache holds ${cache.k.length} layers at length ${cache.length}; the model has ${c.numHiddenLayers}`);
+      }
       let h = np.take(w["model.embed_tokens.weight"].ref, ids, 0); // [B, T, d]
       const out: KvCache | undefined = cache ? { k: [], v: [], length: cache.length + h.shape[1] } : undefined;
       for (let i = 0; i < c.numHiddenLayers; i++) {
-        const p = `model.layers.${i}`;
-        const a = attention(c, w, layer, i, rmsNorm(h.ref, w[`${p}.input_layernorm.weight`], c.rmsNormEps), cache, out);
-        h = h.add(a);
-        h = h.add(mlpBlock(w, layer, i, rmsNorm(h.ref, w[`${p}.post_attention_layernorm.weight`], c.rmsNormEps)));
+        h = decoderLayer(c, w, layer, i, h, cache, out);
+        if (flush && h instanceof np.Array) h.ref.slice(0, 0, [0, 1]).dataSync(); // one value read: submits the layer
       }
-      const logits = layer("lm_head", rmsNorm(h, w["model.norm.weight"], c.rmsNormEps));
-      return { logits, cache: out };
+      if (lastOnly && h.shape[1] > 1) h = h.slice([], [h.shape[1] - 1, h.shape[1]], []); // [B, 1, d]
+      return { logits: lmHead(c, w, layer, h), cache: out };
     },
   };
 }

@@ -14,6 +14,8 @@ import { encode as encodeChars, splitTokens } from "../data/text.js";
 import { rotateImages, invertImages, type LabelledImages } from "../data/vision.js";
 import { parseHfConfig } from "../formats/hf-config.js";
 import { layerParamShapes } from "../methods/adapter.js";
+import type { AdapterMethod } from "../methods/method.js";
+import { defaultTargetModules } from "../methods/targets.js";
 import { llama, type LlamaInput, type KvCache } from "../models/llama.js";
 import { mlp } from "../models/mlp.js";
 import { cnn } from "../models/cnn.js";
@@ -170,6 +172,11 @@ export async function runTraining(cfg: RunConfig, o: { resume?: boolean; onEvent
   const full = cfg.method === null;
   const fullKeys = Object.keys(model.weights);
   const extra = { baseModelNameOrPath: p.baseName, taskType: p.kind === "lm" ? "CAUSAL_LM" : null };
+  // PEFT saves target_modules resolved to the architecture's defaults when the config left them null.
+  const savedMethod: AdapterMethod | null =
+    cfg.method && cfg.method.config.targetModules === null
+      ? ({ ...cfg.method, config: { ...cfg.method.config, targetModules: defaultTargetModules(model.def.type) } } as AdapterMethod)
+      : cfg.method;
   let resume;
   const metricsPath = nodePath.join(cfg.output, "metrics.jsonl");
   const events: TrainEvent[] = [];
@@ -194,7 +201,7 @@ export async function runTraining(cfg: RunConfig, o: { resume?: boolean; onEvent
     }
     let e = r.value;
     if (e.kind === "snapshot") {
-      const path = saveCheckpoint(cfg.output, e.snapshot, cfg.method, extra);
+      const path = saveCheckpoint(cfg.output, e.snapshot, savedMethod, extra);
       e = { kind: "checkpoint", step: e.step, path } as unknown as TrainEvent;
     }
     events.push(e);
@@ -204,7 +211,7 @@ export async function runTraining(cfg: RunConfig, o: { resume?: boolean; onEvent
   const seconds = (performance.now() - started) / 1000;
   const trainableParams = (tree.leaves(trained as never) as Arr[]).reduce((s, a) => s + a.size, 0);
   const adapterDir = nodePath.join(cfg.output, full ? "model" : "adapter");
-  writeTrained(adapterDir, await treeToHostAsync(tree.ref(trained) as never), cfg.method, extra);
+  writeTrained(adapterDir, await treeToHostAsync(tree.ref(trained) as never), savedMethod, extra);
   const withWeights = full
     ? { ...model, weights: Object.fromEntries(Object.entries(model.weights).map(([k, v]) => (v.dispose(), [k, trained.extras[k]]))) }
     : withTrained(model, trained);

@@ -1,0 +1,305 @@
+/**
+ * Scale check: a random model of SmolLM2-135M's shape (LlamaForCausalLM: hidden 576, intermediate 1536, 30 layers,
+ * 9 heads / 3 kv heads, head_dim 64, vocab 49152, tied embeddings; 134.5M parameters), built in memory, timed for
+ *   forward   logits of B × 256 tokens (inference, no adapter)
+ *   train     one BOFT training step (q_proj + v_proj, b = 8, m = 2, PEFT's default targets for llama): loss and
+ *             gradients one decoder layer at a time (src/models/llama-grad.ts), global-norm clip, AdamW
+ *   trainer   the same step through src/train/trainer.ts (one valueAndGrad / jit over the whole model), for
+ *             comparison; not in the default runs: at 30 layers it outgrows jax-js's 4 GiB heap
+ *   generate  greedy decoding with the KV cache (32-token prompt, 32 new tokens)
+ * Each case runs in a child process so its peak RSS (process.resourceUsage().maxRSS) is its own.
+ *
+ *   node dist/bench/hf-135m.js [--runs forward:1x256,train:1x128,generate:1x32] [--steps 3] [--heap-gib 3.5]
+ *
+ * A run is case:BxT (batch × sequence length; for generate, T is the prompt length and 32 tokens follow).
+ * Single-threaded jax-js wasm (the trainer reads with dataSync, which runs on the main thread). jax-js's wasm
+ * heap is 32-bit: a run whose live buffers pass 4 GiB fails, and is reported as such.
+ */
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { loadavg } from "node:os";
+
+const defaults = {
+  runs: ["forward:1x256", "forward:4x256", "train:1x64", "train:1x256", "generate:1x32"],
+  steps: 3, // training steps per child; the first includes warm-up, the rest are timed
+  heapGiB: 3.5, // jax-js wasm heap created at this size (0: jax-js's default, grown on demand); see presizeWasmHeap
+  blockSize: 8, // BOFT b: 576 = 72 blocks of 8
+  nFactors: 2, // BOFT m
+};
+
+/** SmolLM2-135M's config.json, as our LlamaConfig. */
+const SMOLLM2_135M = {
+  modelType: "llama" as const,
+  vocabSize: 49152,
+  hiddenSize: 576,
+  intermediateSize: 1536,
+  numHiddenLayers: 30,
+  numAttentionHeads: 9,
+  numKeyValueHeads: 3,
+  headDim: 64,
+  rmsNormEps: 1e-5,
+  ropeTheta: 100000,
+  ropeScaling: null,
+  tieWordEmbeddings: true,
+  maxPositionEmbeddings: 8192,
+  attentionBias: false,
+};
+
+type Options = typeof defaults;
+
+function parse(argv: string[]): Options {
+  const o = { ...defaults };
+  for (let i = 0; i < argv.length; i += 2) {
+    const [k, v] = [argv[i], argv[i + 1]];
+    if (k === "--runs") o.runs = v.split(",");
+    else if (k === "--steps") o.steps = Number(v);
+    else if (k === "--heap-gib") o.heapGiB = Number(v);
+    else throw new Error(`hf-135m: unknown option ${k} (use --runs case:BxT,…, --steps N, --heap-gib G)`);
+  }
+  return o;
+}
+
+interface Result {
+  case: string;
+  batch: number;
+  seq: number;
+  /** Wall time of one timed unit (median), and the CPU time this process used for it (user + system). */
+  seconds: number;
+  cpuSeconds: number;
+  tokensPerSecond: number;
+  peakRssMiB: number;
+  afterLoadRssMiB: number;
+  detail: string;
+}
+
+const MiB = (bytes: number) => Math.round(bytes / 2 ** 20);
+
+/** Fast deterministic N(0, std²)-ish fill (sum of three uniforms); the math does not care about the exact law. */
+function filler(seed: number): (n: number, std: number) => Float32Array {
+  let s = seed >>> 0 || 1;
+  const u = () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>> 0) / 4294967296;
+  };
+  return (n, std) => {
+    const a = new Float32Array(n);
+    for (let k = 0; k < n; k++) a[k] = std * 2 * (u() + u() + u() - 1.5);
+    return a;
+  };
+}
+
+/**
+ * Creates jax-js's wasm memory at `gib` GiB instead of empty. jax-js grows its heap one allocation at a time, and
+ * V8 answers every WebAssembly.Memory.grow with a full mark-compact GC ("external memory pressure"), ~0.4 s each
+ * once the heap is large: the first training step at T = 256 spent ~13 min CPU in them. Untouched pages cost no
+ * RSS. Must run before jax-js is evaluated (it builds its memory at import).
+ */
+function presizeWasmHeap(gib: number): () => void {
+  const Real = WebAssembly.Memory;
+  if (!(gib > 0)) return () => {};
+  const pages = Math.min(65535, Math.floor((gib * 2 ** 30) / 65536));
+  class Presized extends Real {
+    constructor(d: WebAssembly.MemoryDescriptor) {
+      super({ ...d, initial: Math.max(d.initial ?? 0, pages) });
+    }
+  }
+  (WebAssembly as { Memory: typeof WebAssembly.Memory }).Memory = Presized;
+  return () => {
+    (WebAssembly as { Memory: typeof WebAssembly.Memory }).Memory = Real;
+  };
+}
+
+async function child(kind: string, batch: number, T: number, o: Options): Promise<Result> {
+  const restore = presizeWasmHeap(o.heapGiB);
+  const { np, nn, fromHost, toHost, tree } = await import("../src/engine/index.js");
+  restore();
+  const { llama } = await import("../src/models/llama.js");
+  const { adaptedModel, addAdapter, forward, trainableOf } = await import("../src/models/adapted.js");
+  const { generate } = await import("../src/models/generate.js");
+  const { boftConfig } = await import("../src/methods/boft/config.js");
+  const { rng } = await import("../src/data/rng.js");
+  const { train, trainDefaults } = await import("../src/train/trainer.js");
+  const { adamw, clipByGlobalNorm } = await import("../src/train/optim.js");
+  const { layerwiseValueAndGrad } = await import("../src/models/llama-grad.js");
+  type Arr = ReturnType<typeof fromHost>;
+
+  const def = llama(SMOLLM2_135M);
+  const fill = filler(1234);
+  const weights: Record<string, ReturnType<typeof fromHost>> = {};
+  let params = 0;
+  for (const w of def.weights) {
+    const n = w.shape.reduce((a, b) => a * b, 1);
+    params += n;
+    const data = w.init === "ones" ? new Float32Array(n).fill(1) : fill(n, 0.02);
+    weights[w.name] = fromHost({ dtype: "float32", shape: w.shape, data });
+  }
+  const afterLoad = process.memoryUsage().rss;
+  const V = SMOLLM2_135M.vocabSize;
+  const r = rng(7);
+  const ids = (B: number, n: number) => np.array(Int32Array.from({ length: B * n }, () => r.nextInt(V)), { dtype: np.int32 }).reshape([B, n]);
+  const base = adaptedModel(def, weights);
+  let seconds = 0;
+  let cpuSeconds = 0;
+  let tokens = 0;
+  let detail = `${(params / 1e6).toFixed(1)}M parameters`;
+
+  if (kind === "forward") {
+    const times: number[] = [];
+    const cpus: number[] = [];
+    for (let rep = 0; rep < 3; rep++) {
+      const t0 = performance.now();
+      const c0 = cpu();
+      // flush: run layer by layer, so finished layers' buffers are freed (jax-js's wasm heap stops at 4 GiB).
+      const { logits } = forward(base, { ids: ids(batch, T), flush: true });
+      const checksum = toHost(logits.sum()).data[0]; // forces the whole forward
+      times.push((performance.now() - t0) / 1000);
+      cpus.push(cpu() - c0);
+      if (!Number.isFinite(checksum)) throw new Error("forward produced a non-finite value");
+    }
+    seconds = median(times.slice(1));
+    cpuSeconds = median(cpus.slice(1));
+    tokens = batch * T;
+    detail += `; first run ${times[0].toFixed(2)} s (includes kernel compilation)`;
+  } else if (kind === "train" || kind === "trainer") {
+    const method = { kind: "BOFT" as const, config: boftConfig({ blockSize: o.blockSize, nButterflyFactor: o.nFactors, targetModules: null }) };
+    const m = addAdapter(base, "default", method, { rng: rng(1) });
+    const trainable = Object.values(m.adapters.default.params).reduce((s, p) => s + tree.leaves(p as never).reduce((t: number, a) => t + (a as { size: number }).size, 0), 0);
+    // Mean cross-entropy with the one-hot built by comparison. jax-js 0.1.25's nn.oneHot is eye(C)[labels], whose
+    // lazy index arithmetic overflows int32 once label·C ≥ 2^31 (labels ≥ 43691 here: the row comes back all ones),
+    // and which jit materialises as a C×C matrix (9.7 GB for C = 49152).
+    const crossEntropyLarge = (logits: Arr, labels: Arr) => {
+      const C = logits.shape[logits.shape.length - 1];
+      const N = logits.size / C;
+      const logProbs = nn.logSoftmax(logits.reshape([N, C]), -1);
+      const onehot = np.equal(labels.reshape([N, 1]), np.arange(C, undefined, undefined, { dtype: np.int32 }).reshape([1, C])).astype(logProbs.dtype);
+      return logProbs.mul(onehot).sum().mul(-1 / N);
+    };
+    const batchOf = () => {
+      const x = ids(batch, T + 1);
+      return { input: x.ref.slice([], [0, T]), target: x.slice([], [1, T + 1]) };
+    };
+    const stepTimes: number[] = [];
+    const stepCpu: number[] = [];
+    const losses: number[] = [];
+    if (kind === "train") {
+      // One decoder layer at a time (src/models/llama-grad.ts), then clip + AdamW as the trainer does.
+      const opt = adamw({ lr: 1e-3, weightDecay: 0 });
+      let t = trainableOf(m);
+      let state = opt.init(tree.ref(t) as never);
+      for (let step = 0; step < o.steps; step++) {
+        const t0 = performance.now();
+        const c0 = cpu();
+        const b = batchOf();
+        const [loss, g] = layerwiseValueAndGrad(m, SMOLLM2_135M, tree.ref(t), b.input, (logits) => crossEntropyLarge(logits, b.target), { training: true });
+        const [clipped, norm] = clipByGlobalNorm(g as never, 1);
+        norm.dispose();
+        const [t2, s2] = opt.update(clipped as never, state as never, t as never);
+        t = t2 as unknown as typeof t;
+        state = s2 as unknown as typeof state;
+        losses.push(toHost(loss).data[0]);
+        for (const leaf of tree.leaves(t as never) as Arr[]) toHost(leaf.ref.reshape([-1]).slice([0, 1])); // the update has run
+        stepTimes.push((performance.now() - t0) / 1000);
+        stepCpu.push(cpu() - c0);
+      }
+      tree.dispose([t, state] as never);
+    } else {
+      // The whole-model step of src/train/trainer.ts, for comparison.
+      const task = {
+        batch: () => {
+          const b = batchOf();
+          return { input: { ids: b.input }, target: b.target, items: batch * T };
+        },
+        loss: (out: { logits: Arr }, y: Arr) => crossEntropyLarge(out.logits, y),
+      };
+      let last = 0;
+      let lastCpu = cpu();
+      const result = await train(m, task, { ...trainDefaults, steps: o.steps, lr: 1e-3 }, {
+        onEvent: (e) => {
+          if (e.kind !== "step") return;
+          stepTimes.push((e.elapsedMs - last) / 1000);
+          last = e.elapsedMs;
+          const c = cpu();
+          stepCpu.push(c - lastCpu);
+          lastCpu = c;
+          losses.push(e.loss);
+        },
+      });
+      tree.dispose(result as never);
+    }
+    seconds = median(stepTimes.slice(1));
+    cpuSeconds = median(stepCpu.slice(1));
+    tokens = batch * T;
+    detail += `; BOFT b=${o.blockSize} m=${o.nFactors} on q_proj+v_proj: ${trainable} trainable (${m.adapters.default.plan.layers.length} layers); first step ${stepTimes[0].toFixed(1)} s (CPU ${stepCpu[0].toFixed(1)} s); losses ${losses.map((l) => l.toFixed(3)).join(" ")}`;
+  } else if (kind === "generate") {
+    const prompt = Array.from({ length: T }, () => r.nextInt(V));
+    generate(base, prompt, { maxNewTokens: 2 }); // warm-up
+    const t0 = performance.now();
+    const c0 = cpu();
+    const out = generate(base, prompt, { maxNewTokens: 32 });
+    seconds = (performance.now() - t0) / 1000;
+    cpuSeconds = cpu() - c0;
+    tokens = out.length;
+    detail += `; ${out.length} tokens after a ${T}-token prompt (prefill included), batch 1`;
+  } else {
+    throw new Error(`hf-135m: unknown case ${kind}`);
+  }
+  tree.dispose(weights as never);
+  return {
+    case: kind,
+    batch: kind === "generate" ? 1 : batch,
+    seq: T,
+    seconds,
+    cpuSeconds,
+    tokensPerSecond: tokens / seconds,
+    peakRssMiB: MiB(process.resourceUsage().maxRSS * 1024),
+    afterLoadRssMiB: MiB(afterLoad),
+    detail,
+  };
+}
+
+/** CPU seconds this process has used (user + system). */
+function cpu(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+function main(): void {
+  const argv = process.argv.slice(2);
+  if (argv[0] === "--child") {
+    const [, kind, batch, seq, json] = argv;
+    void child(kind, Number(batch), Number(seq), JSON.parse(json) as Options).then((r) => console.log(JSON.stringify(r)));
+    return;
+  }
+  const o = parse(argv);
+  console.log(`SmolLM2-135M shape, random weights, f32; one child process per run (single-threaded wasm; wasm heap created at ${o.heapGiB} GiB); load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}`);
+  const results: Result[] = [];
+  for (const run of o.runs) {
+    const m = /^(forward|train|trainer|generate):(\d+)x(\d+)$/.exec(run);
+    if (!m) throw new Error(`hf-135m: bad run ${JSON.stringify(run)} (expected case:BxT, e.g. train:1x128)`);
+    const [, kind, batch, seq] = m;
+    const c = spawnSync(process.execPath, [fileURLToPath(import.meta.url), "--child", kind, batch, seq, JSON.stringify(o)], {
+      encoding: "utf8",
+      maxBuffer: 1 << 24,
+    });
+    if (c.status !== 0) {
+      const why = /4 GiB memory32 limit/.test(c.stderr) ? "out of memory: jax-js's wasm heap is limited to 4 GiB" : c.stderr.trim().split("\n").slice(-3).join(" | ");
+      console.log(`${kind.padEnd(8)} B=${batch} T=${seq}: failed (exit ${c.status}): ${why}`);
+      continue;
+    }
+    const r = JSON.parse(c.stdout.trim().split("\n").pop()!) as Result;
+    results.push(r);
+    console.log(
+      `${r.case.padEnd(8)} B=${r.batch} T=${r.seq}: ${r.seconds.toFixed(2)} s (CPU ${r.cpuSeconds.toFixed(2)} s), ${r.tokensPerSecond.toFixed(1)} tokens/s, peak RSS ${r.peakRssMiB} MiB (weights loaded: ${r.afterLoadRssMiB} MiB); ${r.detail}`,
+    );
+  }
+  console.log(JSON.stringify(results));
+}
+
+main();
