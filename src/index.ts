@@ -8,7 +8,7 @@
 import { fromHost, toHost, type HostTensor } from "./engine/index.js";
 import { cayley as cayleySolve, skewFromFull, skewFromPacked, cayleyNeumann, denseRotation, orthogonalityError } from "./math/index.js";
 import { cayleyJit } from "./math/cayley-jit.js";
-import { type AdapterMethod, type ModuleInfo, type LayerParams, planLayer, mergeLayer, unmergeLayer, layerParamShapes } from "./methods/adapter.js";
+import { type AdapterMethod, type ModuleInfo, type LayerParams, planLayer, mergeLayer, unmergeLayer, layerParamShapes, nestLayerParams } from "./methods/adapter.js";
 
 export type { HostTensor, FloatDType } from "./engine/index.js";
 export * as errors from "./errors.js";
@@ -28,12 +28,7 @@ export { linePlot } from "./plot/svg.js";
 export { lrAt } from "./train/schedule.js";
 
 function nest(params: Record<string, HostTensor>): LayerParams {
-  const out: Record<string, unknown> = {};
-  for (const [suffix, t] of Object.entries(params)) {
-    const [head, tail] = suffix.split(".");
-    out[head] = tail ? { ...((out[head] as object) ?? {}), [tail]: fromHost(t) } : fromHost(t);
-  }
-  return out as LayerParams;
+  return nestLayerParams(Object.fromEntries(Object.entries(params).map(([k, t]) => [k, fromHost(t)])));
 }
 
 /**

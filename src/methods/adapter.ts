@@ -106,6 +106,16 @@ export function planAdapter(method: AdapterMethod, modules: readonly ModuleInfo[
   return { method, layers: chosen.map((m) => planLayer(method, m)) };
 }
 
+/** A layer's params from arrays keyed by PEFT suffix: "oft_R.weight" becomes { oft_R: { weight } }. Takes ownership. */
+export function nestLayerParams(flat: Record<string, Arr>): LayerParams {
+  const out: Record<string, unknown> = {};
+  for (const [suffix, a] of Object.entries(flat)) {
+    const [head, tail] = suffix.split(".");
+    out[head] = tail ? { ...((out[head] as object) ?? {}), [tail]: a } : a;
+  }
+  return out as LayerParams;
+}
+
 /** The parameter tensors one layer stores, as (PEFT key suffix, shape). */
 export function layerParamShapes(layer: LayerPlan): [string, number[]][] {
   switch (layer.method) {

@@ -17,7 +17,7 @@ import { FormatError, NonFiniteError, ShapeError } from "../errors.js";
 import { decode, encode, dtypeSize, type StDType } from "../formats/dtype.js";
 import { serialize, type TensorEntry } from "../formats/safetensors.js";
 import { baseKeyOfExtra } from "../formats/peft-adapter.js";
-import { type AdapterMethod, type ModuleInfo, type LayerPlan, type LayerParams, planLayer, layerParamShapes, mergeLayer } from "../methods/adapter.js";
+import { type AdapterMethod, type ModuleInfo, type LayerPlan, type LayerParams, planLayer, layerParamShapes, mergeLayer, nestLayerParams } from "../methods/adapter.js";
 import { openCheckpoint, SafetensorsReader, INDEX_FILE, SINGLE_FILE, type Checkpoint } from "./safetensors-file.js";
 import { openAdapter, type OpenAdapter } from "./adapter-files.js";
 import { IO_CHUNK, writeAll, writeAtomically } from "./atomic.js";
@@ -162,7 +162,7 @@ function mergeRows(
   const out = layer.plan.module.outFeatures;
   const rows = r1 - r0;
   const plan = rows === out ? layer.plan : planLayer(layer.method, { ...layer.plan.module, outFeatures: rows });
-  const params: Record<string, unknown> = {};
+  const params: Record<string, Arr> = {};
   for (const [suffix, want] of layerParamShapes(plan)) {
     const t = hostParams[suffix];
     let data = t.data;
@@ -170,13 +170,11 @@ function mergeRows(
       const perRow = t.data.length / out; // an out-indexed parameter holds perRow values per output row, contiguous
       data = t.data.subarray(r0 * perRow, r1 * perRow);
     }
-    const arr = fromHost({ dtype: cd, shape: want, data: cast(data) });
-    const [head, tail] = suffix.split(".");
-    params[head] = tail ? { [tail]: arr } : arr;
+    params[suffix] = fromHost({ dtype: cd, shape: want, data: cast(data) });
   }
   const wShape = [rows, ...shape.slice(1)];
   const w = fromHost({ dtype: cd, shape: wShape, data: values });
-  return toHost(kernels.get(plan, cd, wShape)(params as LayerParams, w)).data;
+  return toHost(kernels.get(plan, cd, wShape)(nestLayerParams(params), w)).data;
 }
 
 /** One input shard open for ranged reads. */

@@ -11,23 +11,12 @@ import { FormatError, ShapeError } from "../errors.js";
 import { rng } from "../data/rng.js";
 import type { AdapterConfigExtra, ParsedAdapterConfig } from "../formats/peft-config.js";
 import { adapterKey, baseKeyOfExtra, extraKey } from "../formats/peft-adapter.js";
-import { type AdapterMethod, type AdapterParams, type LayerParams, layerParamShapes } from "../methods/adapter.js";
+import { type AdapterMethod, type AdapterParams, type LayerParams, layerParamShapes, nestLayerParams } from "../methods/adapter.js";
 import { defaultTargetModules } from "../methods/targets.js";
 import { type AdaptedModel, addAdapter } from "../models/adapted.js";
 import { type AdapterTensor, openAdapter, saveAdapter } from "./adapter-files.js";
 
 const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((v, i) => v === b[i]);
-
-/** Nests a flat {suffix: array} as the layer's params: "oft_R.weight" → { oft_R: { weight } }. */
-function nest(flat: Record<string, Arr>): LayerParams {
-  const out: Record<string, unknown> = {};
-  for (const [suffix, a] of Object.entries(flat)) {
-    const [head, tail] = suffix.split(".");
-    if (tail) out[head] = { ...((out[head] as object) ?? {}), [tail]: a };
-    else out[head] = a;
-  }
-  return out as LayerParams;
-}
 
 /** The array at `suffix` of a layer's params (inverse of nest). Borrowed. */
 function leaf(p: LayerParams, suffix: string): Arr {
@@ -104,7 +93,7 @@ export function loadAdapter<I, O>(m: AdaptedModel<I, O>, dir: string, o: { name?
     const params: AdapterParams = {};
     for (const layer of added.plan.layers) {
       const keys = a.groups.layers.get(layer.module.path)!;
-      params[layer.module.path] = nest(Object.fromEntries(layerParamShapes(layer).map(([suffix]) => [suffix, host(keys.get(suffix)!)])));
+      params[layer.module.path] = nestLayerParams(Object.fromEntries(layerParamShapes(layer).map(([suffix]) => [suffix, host(keys.get(suffix)!)])));
     }
     const weights = { ...m.weights };
     for (const [base, key] of extraKeys) weights[base] = host(key);
