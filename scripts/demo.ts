@@ -45,8 +45,8 @@ const methods: { name: string; method: Record<string, unknown>; lr: number }[] =
       ];
 
 function runJson(method: Record<string, unknown>, lr: number): Record<string, unknown> {
-  const steps = quick ? 3 : 100;
-  const train = { steps, lr, warmupSteps: quick ? 1 : 15, maxGradNorm: 1, evalEvery: quick ? 0 : 50, seed: 0 };
+  const steps = quick ? 3 : 80;
+  const train = { steps, lr, warmupSteps: quick ? 1 : 15, maxGradNorm: 1, evalEvery: quick ? 0 : 40, seed: 0 };
   if (task === "text") {
     return {
       model: { hf: nodePath.join(root, "assets", "brown-lm") },
