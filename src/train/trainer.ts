@@ -68,7 +68,7 @@ export interface TrainSnapshot {
 export type SnapshotEvent = { kind: "snapshot"; step: number; snapshot: TrainSnapshot };
 export type TrainEvent = StepEvent | EvalEvent | SnapshotEvent | DoneEvent;
 
-export interface TrainOptions {
+export interface TrainOptions<I = unknown, T = unknown> {
   /** Train everything (full finetuning) instead of the active adapter. */
   full?: boolean;
   resume?: TrainSnapshot;
@@ -77,6 +77,11 @@ export interface TrainOptions {
    * masks would be frozen into the compiled step).
    */
   jit?: boolean;
+  /**
+   * Replaces the built-in loss-and-gradient computation (eager), e.g. a model's layer-by-layer backward for deep
+   * models whose single compiled step would not fit jax-js's heap. Consumes t, input and target.
+   */
+  gradients?: (t: Trainable, input: I, target: T, random: () => number) => [Arr, Trainable];
 }
 
 function initialTrainable<I, O>(m: AdaptedModel<I, O>, full: boolean): Trainable {
@@ -106,7 +111,7 @@ async function snapshotOf(step: number, t: Trainable, opt: AdamWState, data: Rng
  * Trains `m`'s active adapter (or all weights with `full`). Yields step/eval/snapshot events and returns the
  * trained tensors; the caller owns them (e.g. `withTrained(m, result)`).
  */
-export async function* trainIter<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O, T>, c: TrainConfig, o: TrainOptions = {}): AsyncGenerator<TrainEvent, Trainable> {
+export async function* trainIter<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O, T>, c: TrainConfig, o: TrainOptions<I, T> = {}): AsyncGenerator<TrainEvent, Trainable> {
   if (!(Number.isInteger(c.steps) && c.steps >= 1)) throw new ConfigError(`train: steps must be a positive integer (steps=${c.steps})`);
   if (!(Number.isInteger(c.gradAccum) && c.gradAccum >= 1)) throw new ConfigError(`train: gradAccum must be a positive integer (gradAccum=${c.gradAccum})`);
   if (!o.full && !m.active) throw new ConfigError("train: the model has no active adapter (add one, or train with full: true)");
@@ -137,7 +142,11 @@ export async function* trainIter<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O
     const c = m.adapters[m.active].method;
     return c.kind === "BOFT" ? c.config.dropout > 0 : c.kind === "LORA" ? c.config.loraDropout > 0 : false;
   })();
-  const gradients = gradientFn(m, task, o.jit ?? !usesDropout, () => dropout.nextFloat());
+  const random = () => dropout.nextFloat();
+  const custom = o.gradients;
+  const gradients = custom
+    ? Object.assign((t: Trainable, input: I, target: T) => custom(t, input, target, random), { dispose: () => {} })
+    : gradientFn(m, task, o.jit ?? !usesDropout, random);
   const started = performance.now();
   let lastLoss: number | undefined;
   try {
@@ -219,7 +228,7 @@ function gradientFn<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O, T>, compile
 }
 
 /** Drains trainIter, calling `onEvent` for each event; returns the trained tensors. */
-export async function train<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O, T>, c: TrainConfig, o: TrainOptions & { onEvent?: (e: TrainEvent) => void } = {}): Promise<Trainable> {
+export async function train<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O, T>, c: TrainConfig, o: TrainOptions<I, T> & { onEvent?: (e: TrainEvent) => void } = {}): Promise<Trainable> {
   const it = trainIter(m, task, c, o);
   for (;;) {
     const r = await it.next();
