@@ -353,6 +353,7 @@ def main():
     blas = blas_info()
     gen = torch.Generator().manual_seed(0)
     res = {
+        "available": True,
         "torch_version": torch.__version__,
         "blas": blas["name"],
         "blas_detail": blas,

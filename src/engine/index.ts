@@ -33,6 +33,9 @@ import {
   DType,
 } from "@jax-js/jax";
 
+// src/node/threads.ts refuses to install its worker shim after this point (a late install breaks every kernel).
+(globalThis as Record<symbol, unknown>)[Symbol.for("boft.engine.loaded")] = true;
+
 await init("wasm");
 defaultDevice("wasm");
 
