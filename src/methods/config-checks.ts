@@ -47,3 +47,19 @@ export function dropUndefined<T extends object>(o: T): Partial<T> {
 export function requireLayerDim(where: string, n: number): void {
   if (!Number.isInteger(n) || n < 1) throw new ShapeError(`${where}: layer input dim must be a positive integer (n=${n}).`);
 }
+
+/**
+ * PEFT's rule for a layer size given two ways (BOFT block size / block count, OFT r / block size): exactly one
+ * must be non-zero. Same two messages as PEFT's __post_init__, with the fields' wire names.
+ */
+export function requireExactlyOne(first: [string, number], second: [string, number]): void {
+  const [[a, x], [b, y]] = [first, second];
+  if (x === 0 && y === 0) {
+    throw new ConfigError(`Either \`${a}\` or \`${b}\` must be non-zero. Currently, ${a} = ${x} and ${b} = ${y}.`);
+  }
+  if (x !== 0 && y !== 0) {
+    throw new ConfigError(
+      `You can only specify either ${a} (${x}) or ${b} (${y}), but not both simultaneously, because ${a} x ${b} == in_features.`,
+    );
+  }
+}

@@ -15,6 +15,7 @@ import {
   requireInt,
   requireLayerDim,
   requireProbability,
+  requireExactlyOne,
 } from "../config-checks.js";
 
 export type BoftBias = "none" | "all" | "boft_only";
@@ -56,16 +57,7 @@ export const BOFT_DEFAULTS: Readonly<BoftConfig> = {
 export function boftConfig(partial: Partial<BoftConfig> = {}): BoftConfig {
   const cfg = normalizeTargetFields({ ...BOFT_DEFAULTS, ...dropUndefined(partial) });
   const { blockSize, blockNum } = cfg;
-  if (blockSize === 0 && blockNum === 0) {
-    throw new ConfigError(
-      `Either \`boft_block_size\` or \`boft_block_num\` must be non-zero. Currently, boft_block_size = ${blockSize} and boft_block_num = ${blockNum}.`,
-    );
-  }
-  if (!((blockSize !== 0) !== (blockNum !== 0))) {
-    throw new ConfigError(
-      `You can only specify either boft_block_size (${blockSize}) or boft_block_num (${blockNum}), but not both simultaneously, because boft_block_size x boft_block_num == in_features.`,
-    );
-  }
+  requireExactlyOne(["boft_block_size", blockSize], ["boft_block_num", blockNum]);
   // Not checked by PEFT's config: these values would crash later inside torch with an unrelated error.
   requireInt("blockSize", blockSize, 0);
   requireInt("blockNum", blockNum, 0);

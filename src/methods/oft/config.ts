@@ -13,6 +13,7 @@ import {
   requireInt,
   requireLayerDim,
   requireProbability,
+  requireExactlyOne,
 } from "../config-checks.js";
 
 export type OftBias = "none" | "all" | "oft_only";
@@ -61,16 +62,7 @@ export const OFT_DEFAULTS: Readonly<OftConfig> = {
 export function oftConfig(partial: Partial<OftConfig> = {}): OftConfig {
   const cfg = normalizeTargetFields({ ...OFT_DEFAULTS, ...dropUndefined(partial) });
   const { r, blockSize } = cfg;
-  if (r === 0 && blockSize === 0) {
-    throw new ConfigError(
-      `Either \`r\` or \`oft_block_size\` must be non-zero. Currently, r = ${r} and oft_block_size = ${blockSize}.`,
-    );
-  }
-  if (!((r !== 0) !== (blockSize !== 0))) {
-    throw new ConfigError(
-      `You can only specify either r (${r}) or oft_block_size (${blockSize}), but not both simultaneously, because r x oft_block_size == in_features.`,
-    );
-  }
+  requireExactlyOne(["r", r], ["oft_block_size", blockSize]);
   requireInt("r", r, 0);
   requireInt("blockSize", blockSize, 0);
   // Any integer is meaningful to PEFT: K ≤ 1 gives the identity.
