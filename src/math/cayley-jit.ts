@@ -13,14 +13,14 @@
  * X ← X(2I − AX), brings it back to 2e-5 for two batched matmuls, so it is on by default (`refine`).
  * For a general matrix use `cayley` (LU with pivoting, eager only).
  */
-import { np, type Arr } from "../engine/index.js";
+import { np, lax, type Arr, cotangentBarrier } from "../engine/index.js";
 import { ShapeError } from "../errors.js";
 
 /** Above this size the inverse splits into 2×2 blocks instead of eliminating column by column. */
-const DEFAULT_LEAF = 32;
+const DEFAULT_LEAF = 8;
 
 export type InverseOptions = {
-  /** Blocks larger than this split into 2×2 blocks instead of eliminating column by column. Default 32. */
+  /** Blocks larger than this split into 2×2 blocks instead of eliminating column by column. Default 8. */
   leaf?: number;
   /** Newton steps X ← X(2I − AX) after the elimination (each: two batched matmuls). Default 1. */
   refine?: number;
@@ -43,13 +43,24 @@ export function inverseNoPivot(a: Arr, opts: InverseOptions = {}): Arr {
     a.dispose();
     throw new ShapeError(`inverseNoPivot: leaf must be an integer ≥ 1 and refine an integer ≥ 0 (leaf=${leaf}, refine=${refine})`);
   }
-  let x = b > leaf ? inverseBlocked(a.ref, leaf) : gaussJordan(a.ref);
+  // The elimination runs on a gradient-free copy; the gradient comes from the inverse's own rule instead
+  // (see withInverseGradient): backpropagating through b unrolled elimination steps cost more than the forward.
+  const frozen = lax.stopGradient(a.ref);
+  let x = b > leaf ? inverseBlocked(frozen.ref, leaf) : gaussJordan(frozen.ref);
   for (let k = 0; k < refine; k++) {
     const twoI = np.eye(b, undefined, { dtype: a.dtype }).mul(2);
-    x = np.matmul(x.ref, twoI.sub(np.matmul(a.ref, x))); // X(2I − AX)
+    x = np.matmul(x.ref, twoI.sub(np.matmul(frozen.ref, x))); // X(2I − AX)
   }
-  a.dispose();
-  return x;
+  return withInverseGradient(lax.stopGradient(x), a.sub(frozen));
+}
+
+/**
+ * X − X·Δ·X with Δ = A − stopGradient(A): the value is X (Δ is zero), and the gradient with respect to A is the
+ * inverse's, d(A⁻¹) = −A⁻¹·dA·A⁻¹, i.e. Ā = −Xᵀ·X̄·Xᵀ: two batched matmuls in place of the elimination's
+ * transpose. jax-js has no custom-VJP hook; this is the straight-through form of one. Consumes x and delta.
+ */
+function withInverseGradient(x: Arr, delta: Arr): Arr {
+  return cotangentBarrier(x.ref.sub(np.matmul(np.matmul(x.ref, delta), x)));
 }
 
 /**

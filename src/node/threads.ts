@@ -62,7 +62,7 @@ import("node:worker_threads").then(({ parentPort }) => {
 
 /** Blob URL → its text (read as soon as the URL is created, because a Worker is built synchronously). */
 const blobScripts = new Map<string, Promise<string>>();
-const live = new Set<ThreadWorker>();
+const live = new Set<ThreadWorker | InlineWorker>();
 let installedCount = 0;
 
 /** A Web `Worker` over a worker_threads Worker; supports exactly what jax-js uses (onmessage, onerror, postMessage, terminate). */
@@ -131,6 +131,60 @@ class ThreadWorker {
   }
 }
 
+/**
+ * jax-js's worker 0, run on the main thread: the same worker script, evaluated in a function scope, with each
+ * message delivered in a microtask. The main thread only waits while jax-js's workers compute, so it may as well
+ * compute one chunk itself; and a kernel too small to split (most of an adapter step's kernels) then costs a
+ * microtask instead of a round trip to a thread (≈0.1 ms each, measured). The microtask runs after jax-js has
+ * posted the other chunks, so they run in parallel. jax-js sends CPU routines (sort, LU, …) to worker 0 too;
+ * they run here the same way.
+ */
+class InlineWorker {
+  onmessage: ((ev: { data: unknown }) => void) | null = null;
+  onerror: ((ev: { message: string; error: unknown }) => void) | null = null;
+  #handler: ((ev: { data: unknown }) => void) | null = null;
+  #pending: unknown[] | null = [];
+  posted = 0;
+
+  constructor(url: string | URL, _options?: unknown) {
+    const script = blobScripts.get(String(url));
+    if (script === undefined) {
+      throw new TypeError(`boft threads: Worker supports only Blob URLs from URL.createObjectURL (got ${String(url)})`);
+    }
+    live.add(this);
+    script.then(
+      (text) => {
+        const scope: { onmessage: ((ev: { data: unknown }) => void) | null } = { onmessage: null };
+        const reply = (data: unknown) => this.onmessage?.({ data });
+        new Function("self", "postMessage", text)(scope, reply);
+        this.#handler = scope.onmessage;
+        const queued = this.#pending ?? [];
+        this.#pending = null;
+        for (const data of queued) this.#deliver(data);
+      },
+      (err: unknown) => this.onerror?.({ message: String(err), error: err }),
+    );
+  }
+
+  postMessage(data: unknown): void {
+    this.posted++;
+    if (this.#pending) this.#pending.push(data);
+    else this.#deliver(data);
+  }
+
+  #deliver(data: unknown): void {
+    queueMicrotask(() => this.#handler?.({ data }));
+  }
+
+  terminate(): void {
+    live.delete(this);
+  }
+
+  async stop(): Promise<void> {
+    live.delete(this);
+  }
+}
+
 function requestedThreads(opts: ThreadsOptions): number {
   const env = process.env.BOFT_THREADS?.trim().toLowerCase();
   if (env !== undefined && env !== "") {
@@ -176,7 +230,11 @@ export function installThreads(opts: ThreadsOptions = {}): number {
     blobScripts.delete(url);
     revoke(url);
   };
-  g.Worker = ThreadWorker;
+  // The first worker jax-js builds is the main thread's own (InlineWorker); the rest are threads.
+  let built = 0;
+  g.Worker = function BoftWorker(url: string | URL, options?: unknown) {
+    return built++ === 0 ? new InlineWorker(url, options) : new ThreadWorker(url, options);
+  };
   installedCount = n;
   return n;
 }
