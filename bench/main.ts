@@ -70,7 +70,7 @@ async function linearCost(n: number, out: number, T: number): Promise<number> {
   const w = randn([out, n], 1 / Math.sqrt(n), 1);
   const x = randn([T, n], 1, 2);
   const g = randn([T, out], 1, 3);
-  const f = jit((x: Arr, w: Arr, g: Arr) => valueAndGrad((x: Arr, w: Arr, g: Arr) => linear(x, { weight: w }).mul(g).sum(), { argnums: [0, 1] })(x, w, g));
+  const f = jit((x: Arr, w: Arr, g: Arr) => valueAndGrad((x: Arr, w: Arr, g: Arr) => linear(x, { weight: w }).mul(g).sum(), { argnums: [0] })(x, w, g));
   const ms = await time(() => f(x.ref, w.ref, g.ref));
   f.dispose();
   tree.dispose([w, x, g]);
@@ -85,8 +85,7 @@ async function boftCase(n: number, T: number, b: number, m: number): Promise<Omi
   const p = { boft_R: randn([m, n / b, b, b], 0.05, 4), boft_s: np.ones([n, 1]) };
   type P = typeof p;
   const loss = (p: P, x: Arr, w: Arr, g: Arr) => boftLinear(shape, p, { weight: w }, x, { training: true }).mul(g).sum();
-  // W is differentiated too and its gradient dropped: jax-js's jit then keeps its fast matmul kernels (field notes §5.1).
-  const f = jit((p: P, x: Arr, w: Arr, g: Arr) => valueAndGrad(loss, { argnums: [0, 1, 2] })(p, x, w, g));
+  const f = jit((p: P, x: Arr, w: Arr, g: Arr) => valueAndGrad(loss, { argnums: [0, 1] })(p, x, w, g));
   const boftMs = await time(() => f(tree.ref(p), x.ref, w.ref, g.ref));
   f.dispose();
   const rot = jit((r: Arr) => boftBlocks(r));
@@ -105,7 +104,7 @@ async function oftCase(n: number, T: number, b: number, neumann: boolean): Promi
   const p = { oft_R: { weight: randn([n / b, (b * (b - 1)) / 2], 0.01, 4) } };
   type P = typeof p;
   const loss = (p: P, x: Arr, w: Arr, g: Arr) => oftLinear(shape, p, { weight: w }, x, { training: true }).mul(g).sum();
-  const f = jit((p: P, x: Arr, w: Arr, g: Arr) => valueAndGrad(loss, { argnums: [0, 1, 2] })(p, x, w, g));
+  const f = jit((p: P, x: Arr, w: Arr, g: Arr) => valueAndGrad(loss, { argnums: [0, 1] })(p, x, w, g));
   const ms = await time(() => f(tree.ref(p), x.ref, w.ref, g.ref));
   f.dispose();
   const rot = jit((p: P) => oftBlocks(shape, p));

@@ -101,6 +101,7 @@ class ThreadWorker {
   postMessage(data: unknown, transfer?: readonly unknown[]): void {
     if (this.#closed) throw new Error("boft threads: worker used after shutdownThreads()");
     this.posted++;
+    if (runner?.initialized && smallKernel(data)) return runner.run(this, data);
     if (this.#inFlight++ === 0) this.#thread.ref();
     this.#thread.postMessage(data, transfer as never);
   }
@@ -132,17 +133,51 @@ class ThreadWorker {
 }
 
 /**
- * jax-js's worker 0, run on the main thread: the same worker script, evaluated in a function scope, with each
- * message delivered in a microtask. The main thread only waits while jax-js's workers compute, so it may as well
- * compute one chunk itself; and a kernel too small to split (most of an adapter step's kernels) then costs a
- * microtask instead of a round trip to a thread (≈0.1 ms each, measured). The microtask runs after jax-js has
- * posted the other chunks, so they run in parallel. jax-js sends CPU routines (sort, LU, …) to worker 0 too;
- * they run here the same way.
+ * jax-js's worker script, evaluated once on the main thread, in a function scope. The main thread only waits while
+ * jax-js's workers compute, so it may as well compute too: it is jax-js's worker 0 (InlineWorker), and it takes
+ * any kernel chunk too small to be worth a round trip to a thread (≈0.1 ms each, measured; most of an adapter
+ * step's kernels are that small). Each message runs in a microtask, i.e. after jax-js has posted the other chunks
+ * of the same kernel, so those run in parallel on the threads.
  */
+class MainThreadRunner {
+  #handler: ((ev: { data: unknown }) => void) | null = null;
+  #replyTo: { onmessage: ((ev: { data: unknown }) => void) | null } | null = null;
+  /** True once jax-js's "init" (the shared memory) has reached this scope. */
+  initialized = false;
+
+  constructor(script: string) {
+    const scope: { onmessage: ((ev: { data: unknown }) => void) | null } = { onmessage: null };
+    const reply = (data: unknown) => this.#replyTo?.onmessage?.({ data });
+    new Function("self", "postMessage", script)(scope, reply);
+    this.#handler = scope.onmessage;
+  }
+
+  run(replyTo: { onmessage: ((ev: { data: unknown }) => void) | null }, data: unknown): void {
+    if ((data as { type?: string } | null)?.type === "init") this.initialized = true;
+    queueMicrotask(() => {
+      this.#replyTo = replyTo;
+      try {
+        this.#handler?.({ data });
+      } finally {
+        this.#replyTo = null;
+      }
+    });
+  }
+}
+
+/** Kernel chunks with at most this many output elements run on the main thread instead of a worker thread. */
+const MAIN_THREAD_MAX_ELEMENTS = 32768;
+let runner: MainThreadRunner | null = null;
+
+function smallKernel(data: unknown): boolean {
+  const m = data as { type?: string; begin?: number; end?: number } | null;
+  return m?.type === "kernel" && typeof m.begin === "number" && typeof m.end === "number" && m.end - m.begin <= MAIN_THREAD_MAX_ELEMENTS;
+}
+
+/** jax-js's worker 0: the main thread (see MainThreadRunner). CPU routines (sort, LU, …) also go to worker 0. */
 class InlineWorker {
   onmessage: ((ev: { data: unknown }) => void) | null = null;
   onerror: ((ev: { message: string; error: unknown }) => void) | null = null;
-  #handler: ((ev: { data: unknown }) => void) | null = null;
   #pending: unknown[] | null = [];
   posted = 0;
 
@@ -154,13 +189,10 @@ class InlineWorker {
     live.add(this);
     script.then(
       (text) => {
-        const scope: { onmessage: ((ev: { data: unknown }) => void) | null } = { onmessage: null };
-        const reply = (data: unknown) => this.onmessage?.({ data });
-        new Function("self", "postMessage", text)(scope, reply);
-        this.#handler = scope.onmessage;
+        runner = new MainThreadRunner(text);
         const queued = this.#pending ?? [];
         this.#pending = null;
-        for (const data of queued) this.#deliver(data);
+        for (const data of queued) runner.run(this, data);
       },
       (err: unknown) => this.onerror?.({ message: String(err), error: err }),
     );
@@ -169,11 +201,7 @@ class InlineWorker {
   postMessage(data: unknown): void {
     this.posted++;
     if (this.#pending) this.#pending.push(data);
-    else this.#deliver(data);
-  }
-
-  #deliver(data: unknown): void {
-    queueMicrotask(() => this.#handler?.({ data }));
+    else runner!.run(this, data);
   }
 
   terminate(): void {

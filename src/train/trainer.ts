@@ -199,9 +199,11 @@ type GradientFn<I, T> = ((t: Trainable, input: I, target: T) => [Arr, Trainable]
 /**
  * Loss and gradients w.r.t. the trainable tensors. Consumes all three arguments.
  *
- * Compiled, the frozen weights are passed as arguments and differentiated too, and those gradients thrown
- * away: without them jax-js's jit fuses elementwise backward work into matmul operands and leaves its fast
- * matmul kernels (field notes §5.1, "gradBase": 2.3× slower otherwise).
+ * Compiled, the frozen weights are arguments of the jitted step (not constants baked into it) and are not
+ * differentiated. That used to cost 1.3–2.3× per step in jax-js's jit (field notes §5.1: elementwise backward work
+ * fused into a frozen matmul's operand leaves the fast matmul kernels), so frozen gradients were computed and
+ * dropped; `linear` now ends with a cotangent barrier instead (src/engine), which is cheaper: demo LM BOFT step
+ * 865 → 715 ms, LoRA 679 → 540, CNN BOFT 941 → 703 (one thread, same losses).
  */
 function gradientFn<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O, T>, compiled: boolean, random: () => number): GradientFn<I, T> {
   const options = { training: true, random };
@@ -215,14 +217,11 @@ function gradientFn<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O, T>, compile
     tree.dispose(frozen);
     return task.loss(out, target);
   };
-  const vg = valueAndGrad(lossWithBase, { argnums: [0, 1] }) as (...a: unknown[]) => never;
-  const step = jit((t: Trainable, frozen: Weights, input: I, target: T) => vg(t, frozen, input, target));
+  const step = jit((t: Trainable, frozen: Weights, input: I, target: T) => (valueAndGrad(lossWithBase) as (...a: unknown[]) => never)(t, frozen, input, target));
   const f = (t: Trainable, input: I, target: T): [Arr, Trainable] => {
     const frozen: Weights = {};
     for (const [k, v] of Object.entries(m.weights)) if (!(k in t.extras)) frozen[k] = v.ref;
-    const [loss, [g, gFrozen]] = (step as unknown as (...a: unknown[]) => [Arr, [Trainable, Weights]])(t, frozen, input, target);
-    tree.dispose(gFrozen);
-    return [loss, g];
+    return (step as unknown as (...a: unknown[]) => [Arr, Trainable])(t, frozen, input, target);
   };
   return Object.assign(f, { dispose: () => step.dispose() });
 }
