@@ -7,6 +7,8 @@
  *   trainer   the same step through src/train/trainer.ts (one valueAndGrad / jit over the whole model), for
  *             comparison; not in the default runs: at 30 layers it outgrows jax-js's 4 GiB heap
  *   generate  greedy decoding with the KV cache (32-token prompt, 32 new tokens)
+ *   cli       `boft train` on a random bf16 checkpoint of that shape written in the Hugging Face layout (text data,
+ *             PEFT's default targets), as a user runs it: seconds per step from its metrics.jsonl, its peak memory
  * Each case runs in a child process so its peak RSS (process.resourceUsage().maxRSS) is its own.
  *
  *   node dist/bench/hf-135m.js [--runs forward:1x256,train:1x128,generate:1x32] [--steps 3] [--heap-gib 3.5]
@@ -17,12 +19,15 @@
  */
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { loadavg } from "node:os";
+import { loadavg, tmpdir } from "node:os";
+import * as fs from "node:fs";
+import * as nodePath from "node:path";
+import { presizeHeap } from "../src/node/heap.js";
 
 const defaults = {
-  runs: ["forward:1x256", "forward:4x256", "train:1x64", "train:1x256", "generate:1x32"],
+  runs: ["forward:1x256", "forward:4x256", "train:1x64", "train:1x256", "generate:1x32", "cli:1x256"],
   steps: 3, // training steps per child; the first includes warm-up, the rest are timed
-  heapGiB: 3.5, // jax-js wasm heap created at this size (0: jax-js's default, grown on demand); see presizeWasmHeap
+  heapGiB: 3.5, // jax-js wasm heap created at this size (0: jax-js's default, grown on demand); see src/node/heap.ts
   blockSize: 8, // BOFT b: 576 = 72 blocks of 8
   nFactors: 2, // BOFT m
 };
@@ -90,31 +95,9 @@ function filler(seed: number): (n: number, std: number) => Float32Array {
   };
 }
 
-/**
- * Creates jax-js's wasm memory at `gib` GiB instead of empty. jax-js grows its heap one allocation at a time, and
- * V8 answers every WebAssembly.Memory.grow with a full mark-compact GC ("external memory pressure"), ~0.4 s each
- * once the heap is large: the first training step at T = 256 spent ~13 min CPU in them. Untouched pages cost no
- * RSS. Must run before jax-js is evaluated (it builds its memory at import).
- */
-function presizeWasmHeap(gib: number): () => void {
-  const Real = WebAssembly.Memory;
-  if (!(gib > 0)) return () => {};
-  const pages = Math.min(65535, Math.floor((gib * 2 ** 30) / 65536));
-  class Presized extends Real {
-    constructor(d: WebAssembly.MemoryDescriptor) {
-      super({ ...d, initial: Math.max(d.initial ?? 0, pages) });
-    }
-  }
-  (WebAssembly as { Memory: typeof WebAssembly.Memory }).Memory = Presized;
-  return () => {
-    (WebAssembly as { Memory: typeof WebAssembly.Memory }).Memory = Real;
-  };
-}
-
 async function child(kind: string, batch: number, T: number, o: Options): Promise<Result> {
-  const restore = presizeWasmHeap(o.heapGiB);
+  presizeHeap(o.heapGiB);
   const { np, nn, fromHost, toHost, tree } = await import("../src/engine/index.js");
-  restore();
   const { llama } = await import("../src/models/llama.js");
   const { adaptedModel, addAdapter, forward, trainableOf } = await import("../src/models/adapted.js");
   const { generate } = await import("../src/models/generate.js");
@@ -192,7 +175,7 @@ async function child(kind: string, batch: number, T: number, o: Options): Promis
         const t0 = performance.now();
         const c0 = cpu();
         const b = batchOf();
-        const [loss, g] = layerwiseValueAndGrad(m, SMOLLM2_135M, tree.ref(t), b.input, (logits) => crossEntropyLarge(logits, b.target), { training: true });
+        const [loss, g] = await layerwiseValueAndGrad(m, SMOLLM2_135M, tree.ref(t), b.input, (logits) => crossEntropyLarge(logits, b.target), { training: true });
         const [clipped, norm] = clipByGlobalNorm(g as never, 1);
         norm.dispose();
         const [t2, s2] = opt.update(clipped as never, state as never, t as never);
@@ -270,7 +253,76 @@ function median(xs: number[]): number {
   return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-function main(): void {
+/**
+ * `boft train` itself on a folder of that shape: a random bf16 checkpoint in the Hugging Face layout (written once to
+ * the temp folder), byte-level tokenizer, Brown "romance" as a text file, BOFT with PEFT's default llama targets
+ * (q_proj, v_proj), b and m as above. Runs the command as a user would (its own preload: threads + heap), then reads
+ * its metrics.jsonl (per-step elapsed time) and its "peak memory" line.
+ */
+async function cliRun(batch: number, T: number, o: Options): Promise<Result | string> {
+  const { writeWeights, tinyTokenizerFiles } = await import("../test/hf-fixture.js");
+  const { loadBrown } = await import("../src/node/data/brown.js");
+  const root = nodePath.join(tmpdir(), "boft-smollm2-135m-shape");
+  const modelDir = nodePath.join(root, "model");
+  if (!fs.existsSync(nodePath.join(modelDir, "model.safetensors"))) {
+    fs.mkdirSync(modelDir, { recursive: true });
+    const c = SMOLLM2_135M;
+    const tok = tinyTokenizerFiles();
+    const config = {
+      architectures: ["LlamaForCausalLM"], attention_bias: false, attention_dropout: 0, bos_token_id: tok.bosId, eos_token_id: tok.eosId,
+      head_dim: c.headDim, hidden_act: "silu", hidden_size: c.hiddenSize, initializer_range: 0.02, intermediate_size: c.intermediateSize,
+      max_position_embeddings: c.maxPositionEmbeddings, mlp_bias: false, model_type: "llama", num_attention_heads: c.numAttentionHeads,
+      num_hidden_layers: c.numHiddenLayers, num_key_value_heads: c.numKeyValueHeads, pretraining_tp: 1, rms_norm_eps: c.rmsNormEps,
+      rope_scaling: null, rope_theta: c.ropeTheta, tie_word_embeddings: true, torch_dtype: "bfloat16", use_cache: true, vocab_size: c.vocabSize,
+    };
+    fs.writeFileSync(nodePath.join(modelDir, "config.json"), JSON.stringify(config, null, 2));
+    fs.writeFileSync(nodePath.join(modelDir, "tokenizer.json"), JSON.stringify(tok.tokenizer));
+    fs.writeFileSync(nodePath.join(modelDir, "tokenizer_config.json"), JSON.stringify(tok.config));
+    const { llama } = await import("../src/models/llama.js");
+    const fill = filler(1234);
+    const tensors = llama(SMOLLM2_135M).weights.map((w) => {
+      const n = w.shape.reduce((a, b) => a * b, 1);
+      return { name: w.name, shape: w.shape, data: w.init === "ones" ? new Float32Array(n).fill(1) : fill(n, 0.02) };
+    });
+    writeWeights(modelDir, tensors, "BF16", false);
+  }
+  const dataFile = nodePath.join(root, "romance.txt");
+  if (!fs.existsSync(dataFile)) fs.writeFileSync(dataFile, (await loadBrown({ genres: ["romance"] })).text.romance);
+  const out = nodePath.join(root, `run-${batch}x${T}`);
+  fs.rmSync(out, { recursive: true, force: true });
+  const steps = o.steps + 2;
+  const runJson = {
+    model: { hf: modelDir },
+    data: { kind: "text", path: dataFile, seqLen: T, batchSize: batch, evalWindows: 1 },
+    method: { peft_type: "BOFT", boft_block_size: o.blockSize, boft_n_butterfly_factor: o.nFactors },
+    train: { steps, lr: 1e-3, warmupSteps: 0, evalEvery: 0 },
+    output: out,
+  };
+  fs.mkdirSync(out, { recursive: true });
+  const cfgFile = nodePath.join(out, "run.json");
+  fs.writeFileSync(cfgFile, JSON.stringify(runJson, null, 2));
+  const bin = fileURLToPath(new URL("../../bin/boft.js", import.meta.url));
+  const c = spawnSync(process.execPath, [bin, "train", "--config", cfgFile], { encoding: "utf8", maxBuffer: 1 << 26 });
+  if (c.status !== 0) return `exit ${c.status}: ${c.stderr.trim().split("\n").slice(-3).join(" | ")}`;
+  const events = fs.readFileSync(nodePath.join(out, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { kind: string; elapsedMs?: number });
+  const elapsed = events.filter((e) => e.kind === "step").map((e) => e.elapsedMs!);
+  const perStep = elapsed.slice(2).map((t, i) => t - elapsed[i + 1]); // steps 3.., after compilation and warm-up
+  const seconds = median(perStep) / 1000;
+  const peak = /peak memory (\d+) MiB/.exec(c.stdout);
+  return {
+    case: "cli",
+    batch,
+    seq: T,
+    seconds,
+    cpuSeconds: NaN,
+    tokensPerSecond: (batch * T) / seconds,
+    peakRssMiB: peak ? Number(peak[1]) : NaN,
+    afterLoadRssMiB: NaN,
+    detail: `boft train, ${steps} steps (first ${(elapsed[0] / 1000).toFixed(1)} s incl. compile), BOFT q_proj+v_proj b=${o.blockSize} m=${o.nFactors}, 2 threads`,
+  };
+}
+
+async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   if (argv[0] === "--child") {
     const [, kind, batch, seq, json] = argv;
@@ -281,9 +333,19 @@ function main(): void {
   console.log(`SmolLM2-135M shape, random weights, f32; one child process per run (single-threaded wasm; wasm heap created at ${o.heapGiB} GiB); load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}`);
   const results: Result[] = [];
   for (const run of o.runs) {
-    const m = /^(forward|train|trainer|generate):(\d+)x(\d+)$/.exec(run);
+    const m = /^(forward|train|trainer|generate|cli):(\d+)x(\d+)$/.exec(run);
     if (!m) throw new Error(`hf-135m: bad run ${JSON.stringify(run)} (expected case:BxT, e.g. train:1x128)`);
     const [, kind, batch, seq] = m;
+    if (kind === "cli") {
+      const r = await cliRun(Number(batch), Number(seq), o);
+      if (typeof r === "string") {
+        console.log(`cli      B=${batch} T=${seq}: failed: ${r}`);
+        continue;
+      }
+      results.push(r);
+      console.log(`cli      B=${r.batch} T=${r.seq}: ${r.seconds.toFixed(2)} s/step, ${r.tokensPerSecond.toFixed(1)} tokens/s, peak RSS ${r.peakRssMiB} MiB; ${r.detail}`);
+      continue;
+    }
     const c = spawnSync(process.execPath, [fileURLToPath(import.meta.url), "--child", kind, batch, seq, JSON.stringify(o)], {
       encoding: "utf8",
       maxBuffer: 1 << 24,
@@ -302,4 +364,4 @@ function main(): void {
   console.log(JSON.stringify(results));
 }
 
-main();
+await main();

@@ -24,7 +24,7 @@ What is timed (float32, medians after warm-up, CPU):
                   linear; grads for oft_R.weight and x.
   merge_4096_ms   W' = diag(s)·W·Rotᵀ for a 4096×4096 W with Rot given (PEFT merge); merge_4096_with_rot_ms also
                   builds Rot with the dense method (shape C factors, no grad).
-  matmul_gflops   dense 512×1024 @ 1024×1024.
+  matmul_gflops   dense 512×1024 @ 1024×1024; matmul_nt_gflops: the same with the right operand stored transposed.
 """
 import argparse
 import json
@@ -388,6 +388,10 @@ def main():
         ms = timeit(lambda: a @ bm, budget_s=1.0, max_reps=100)
         res["matmul_gflops"] = round(2 * M * K * N / (ms * 1e-3) / 1e9, 1)
         res["matmul_ms"] = ms
+        # The same product with the second operand stored [N, K] (a Linear layer's x @ W.t()).
+        bt = torch.randn(N, K, generator=gen)
+        ms_nt = timeit(lambda: a @ bt.t(), budget_s=1.0, max_reps=100)
+        res["matmul_nt_gflops"] = round(2 * M * K * N / (ms_nt * 1e-3) / 1e9, 1)
     print(json.dumps(res))
 
 

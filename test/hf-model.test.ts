@@ -332,7 +332,7 @@ describe("BOFT training on a loaded model: PEFT keys and config", () => {
   }
 });
 
-test("layerwiseValueAndGrad() = valueAndGrad of the whole forward (BOFT with trained biases, GQA, q/k/v biases)", () => {
+test("layerwiseValueAndGrad() = valueAndGrad of the whole forward (BOFT with trained biases, GQA, q/k/v biases)", async () => {
   const { dir } = fixture(CASES[3][0]);
   const hf = loadHfModel(dir, { tokenizer: false });
   const method = { kind: "BOFT" as const, config: boftConfig({ blockSize: 4, nButterflyFactor: 2, targetModules: null, bias: "boft_only", initWeights: false }) };
@@ -341,7 +341,7 @@ test("layerwiseValueAndGrad() = valueAndGrad of the whole forward (BOFT with tra
   const [ids, ys] = sampleIds(17, 12, 2).map((s, i, all) => (i === 0 ? all : all.map((r) => r.map((v) => (v * 7 + 3) % TINY.vocab))));
   const target = () => idsArr(ys);
   const [l1, g1] = (valueAndGrad((t: Trainable) => crossEntropy(forwardWith(m, t, { ids: idsArr(ids) }).logits, target())) as (t: Trainable) => [Arr, Trainable])(trainableOf(m));
-  const [l2, g2] = layerwiseValueAndGrad(m, hf.config, trainableOf(m), idsArr(ids), (logits) => crossEntropy(logits, target()));
+  const [l2, g2] = await layerwiseValueAndGrad(m, hf.config, trainableOf(m), idsArr(ids), (logits) => crossEntropy(logits, target()));
   assert.ok(Math.abs(toHost(l1).data[0] - toHost(l2).data[0]) < 1e-6);
   const a = tree.leaves(g1 as never) as Arr[];
   const b = tree.leaves(g2 as never) as Arr[];

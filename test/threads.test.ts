@@ -25,10 +25,14 @@ const before = threadStats().messagesPerWorker;
 const asyncOut = await np.matmul(a.ref, b.ref).mul(0.5).add(1).data();
 const after = threadStats().messagesPerWorker;
 const syncOut = np.matmul(a, b).mul(0.5).add(1).dataSync();
+const beforeTiny = threadStats().messagesPerWorker;
+await np.array(new Float32Array([1, 2, 3, 4])).mul(3).add(1).data();
+const tiny = threadStats().messagesPerWorker.map((m, i) => m - (beforeTiny[i] ?? 0));
 if (process.env.CHILD_SHUTDOWN === "1") await shutdownThreads();
 process.stdout.write(JSON.stringify({
   threads: threadCount(),
   used: after.map((m, i) => m - (before[i] ?? 0)),
+  tiny,
   async: hex(asyncOut),
   sync: hex(syncOut),
   sample: [asyncOut[0], asyncOut[M * N - 1]],
@@ -38,6 +42,8 @@ process.stdout.write(JSON.stringify({
 interface ChildOut {
   threads: number;
   used: number[];
+  /** Messages per worker for tiny elementwise kernels. */
+  tiny: number[];
   /** sha256 of the result bytes */
   async: string;
   sync: string;
@@ -70,6 +76,8 @@ test("2 worker threads: matmul bitwise equal to single-threaded, both workers us
   assert.ok(multi.used.every((m) => m >= 2), `both workers should run kernel chunks, got ${JSON.stringify(multi.used)}`);
   assert.equal(multi.async, single.async, "threaded result must be bitwise equal to the single-threaded one");
   assert.equal(multi.sync, single.async, "sync read with threads installed runs on the main thread, same bits");
+  // Worker 0 is the main thread; a kernel too small to split never makes the round trip to the other thread.
+  assert.ok(multi.tiny[0] >= 1 && multi.tiny[1] === 0, `tiny kernels should run on the main thread only, got ${JSON.stringify(multi.tiny)}`);
 });
 
 test("shutdownThreads() ends the workers and the process exits 0", () => {

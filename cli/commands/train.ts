@@ -23,7 +23,8 @@ export const trainCommand: Command = {
       else if ((e as { kind: string }).kind === "checkpoint") progress.log(`checkpoint: ${(e as unknown as { path: string }).path}`);
     };
     const r = await runTraining(cfg, { resume: values.resume === true, onEvent });
-    progress.done(`trained ${r.trainableParams.toLocaleString("en-US")} parameters in ${r.seconds.toFixed(1)} s`);
+    const peakMiB = Math.round(process.resourceUsage().maxRSS / 1024);
+    progress.done(`trained ${r.trainableParams.toLocaleString("en-US")} parameters in ${r.seconds.toFixed(1)} s, peak memory ${peakMiB} MiB`);
     console.log(renderTable(["split", "loss", ...Object.keys(r.finalEval[0]?.metrics ?? {})], r.finalEval.map((e) => [e.split, e.loss, ...Object.values(e.metrics ?? {})])));
     console.log(`adapter: ${r.adapterDir}\nmetrics: ${cfg.output}/metrics.jsonl\nplot: ${cfg.output}/loss.svg`);
     return 0;

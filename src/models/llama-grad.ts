@@ -12,7 +12,7 @@
  * The numbers equal valueAndGrad of the whole forward (same ops, same order within a layer); test/hf-model.test.ts
  * checks it. Eager only: call it outside jit.
  */
-import { np, tree, vjp, type Arr } from "../engine/index.js";
+import { np, tree, vjp, blockUntilReady, type Arr } from "../engine/index.js";
 import { ConfigError } from "../errors.js";
 import type { AdapterParams, AdapterPlan, ApplyOptions } from "../methods/adapter.js";
 import { type AdaptedModel, type Trainable, layerFn } from "./adapted.js";
@@ -21,9 +21,12 @@ import type { Weights } from "./model.js";
 
 type LlamaModel = AdaptedModel<LlamaInput, { logits: Arr; cache?: KvCache }>;
 
-/** Runs every queued kernel up to `a` (reads one value), so finished intermediates are freed. Borrows a. */
-function force(a: Arr): void {
-  if (a instanceof np.Array) a.ref.reshape([-1]).slice([0, 1]).dataSync();
+/**
+ * Runs every queued kernel up to `a`, so finished intermediates are freed. Asynchronous, so that jax-js's worker
+ * threads take the kernels (a synchronous read runs them all on the main thread). Borrows a.
+ */
+async function force(a: Arr): Promise<void> {
+  await blockUntilReady(a);
 }
 
 function pick<T>(record: Record<string, T>, keep: (k: string) => boolean): Record<string, T> {
@@ -35,7 +38,7 @@ function pick<T>(record: Record<string, T>, keep: (k: string) => boolean): Recor
  * (trainableOf(m) or the trainer's current ones). Consumes `t` and `ids`; borrows the model. `loss` consumes the
  * logits [B, T, V] and returns a scalar (close over the targets). The returned loss is already computed.
  */
-export function layerwiseValueAndGrad(m: LlamaModel, c: LlamaConfig, t: Trainable, ids: Arr, loss: (logits: Arr) => Arr, o: ApplyOptions = {}): [Arr, Trainable] {
+export async function layerwiseValueAndGrad(m: LlamaModel, c: LlamaConfig, t: Trainable, ids: Arr, loss: (logits: Arr) => Arr, o: ApplyOptions = {}): Promise<[Arr, Trainable]> {
   const plan: AdapterPlan | null = m.active ? m.adapters[m.active].plan : null;
   if ("model.embed_tokens.weight" in t.extras) {
     tree.dispose([t, ids] as never);
@@ -63,13 +66,13 @@ export function layerwiseValueAndGrad(m: LlamaModel, c: LlamaConfig, t: Trainabl
   for (let i = 0; i < L; i++) {
     const f = piece(inLayer(i), (w, lf, x) => decoderLayer(c, w, lf, i, x));
     const [next, back] = vjp(f as never, [pick(t.adapter, inLayer(i)), pick(t.extras, inLayer(i)), h] as never) as unknown as [Arr, (ct: Arr) => unknown[] & { dispose(): void }];
-    force(next);
+    await force(next);
     backs.push(back as never);
     h = next;
   }
   const head = piece(inHead, (w, lf, x) => loss(lmHead(c, w, lf, x)));
   const [value, backHead] = vjp(head as never, [pick(t.adapter, inHead), pick(t.extras, inHead), h] as never) as unknown as [Arr, ((ct: Arr) => unknown[]) & { dispose(): void }];
-  force(value); // every leaf of t went into exactly one vjp above, which consumed it
+  await force(value); // every leaf of t went into exactly one vjp above, which consumed it
 
   const gAdapter: AdapterParams = {};
   const gExtras: Record<string, Arr> = {};
@@ -79,13 +82,13 @@ export function layerwiseValueAndGrad(m: LlamaModel, c: LlamaConfig, t: Trainabl
   };
   let [ga, ge, g] = backHead(np.ones([], { dtype: value.dtype })) as [AdapterParams, Record<string, Arr>, Arr];
   backHead.dispose();
-  force(g);
+  await force(g);
   collect(ga, ge);
   for (let i = L - 1; i >= 0; i--) {
     const back = backs[i] as unknown as ((ct: Arr) => unknown[]) & { dispose(): void };
     [ga, ge, g] = back(g) as [AdapterParams, Record<string, Arr>, Arr];
     back.dispose();
-    force(g);
+    await force(g);
     collect(ga, ge);
   }
   g.dispose(); // d loss / d embeddings of the batch: not trained

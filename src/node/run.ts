@@ -150,7 +150,7 @@ export const LAYERWISE_FROM_LAYERS = 12;
 function deepModelGradients(p: Prepared) {
   if (p.kind !== "lm" || p.config.numHiddenLayers < LAYERWISE_FROM_LAYERS) return undefined;
   const { model, config } = p;
-  return (t: Trainable, input: LlamaInput, target: Arr, random: () => number): [Arr, Trainable] =>
+  return (t: Trainable, input: LlamaInput, target: Arr, random: () => number): Promise<[Arr, Trainable]> =>
     layerwiseValueAndGrad(model, config, t, input.ids, (logits) => crossEntropy(logits, target), { training: true, random });
 }
 

@@ -72,7 +72,7 @@ class ThreadWorker {
   readonly #thread: NodeWorker;
   #inFlight = 0;
   #closed = false;
-  /** Messages posted to this worker (jax-js: one "init", then one per kernel chunk or routine). */
+  /** Messages this thread received (jax-js: one "init", then one per kernel chunk or routine it ran). */
   posted = 0;
 
   constructor(url: string | URL, _options?: unknown) {
@@ -100,8 +100,8 @@ class ThreadWorker {
 
   postMessage(data: unknown, transfer?: readonly unknown[]): void {
     if (this.#closed) throw new Error("boft threads: worker used after shutdownThreads()");
-    this.posted++;
     if (runner?.initialized && smallKernel(data)) return runner.run(this, data);
+    this.posted++;
     if (this.#inFlight++ === 0) this.#thread.ref();
     this.#thread.postMessage(data, transfer as never);
   }

@@ -81,7 +81,7 @@ export interface TrainOptions<I = unknown, T = unknown> {
    * Replaces the built-in loss-and-gradient computation (eager), e.g. a model's layer-by-layer backward for deep
    * models whose single compiled step would not fit jax-js's heap. Consumes t, input and target.
    */
-  gradients?: (t: Trainable, input: I, target: T, random: () => number) => [Arr, Trainable];
+  gradients?: (t: Trainable, input: I, target: T, random: () => number) => [Arr, Trainable] | Promise<[Arr, Trainable]>;
 }
 
 function initialTrainable<I, O>(m: AdaptedModel<I, O>, full: boolean): Trainable {
@@ -158,7 +158,7 @@ export async function* trainIter<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O
       for (let micro = 0; micro < c.gradAccum; micro++) {
         const b = task.batch(data);
         items += b.items;
-        const [loss, g] = gradients(tree.ref(trainable), b.input, b.target);
+        const [loss, g] = await gradients(tree.ref(trainable), b.input, b.target);
         lossSum = lossSum ? lossSum.add(loss) : loss;
         grads = grads ? (tree.map((a: Arr, x: Arr) => a.add(x), grads as never, g as never) as unknown as Trainable) : g;
       }
