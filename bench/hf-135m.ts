@@ -11,10 +11,11 @@
  *             PEFT's default targets), as a user runs it: seconds per step from its metrics.jsonl, its peak memory
  * Each case runs in a child process so its peak RSS (process.resourceUsage().maxRSS) is its own.
  *
- *   node dist/bench/hf-135m.js [--runs forward:1x256,train:1x128,generate:1x32] [--steps 3] [--heap-gib 3.5]
+ *   node dist/bench/hf-135m.js [--runs forward:1x256,train:1x128,generate:1x32] [--steps 3] [--heap-gib 4]
  *
  * A run is case:BxT (batch × sequence length; for generate, T is the prompt length and 32 tokens follow).
- * Single-threaded jax-js wasm (the trainer reads with dataSync, which runs on the main thread). jax-js's wasm
+ * Children install the worker threads as the CLI does; the forward and generate cases read synchronously (one value
+ * per layer / per token), which runs on the main thread only, the training cases read asynchronously. jax-js's wasm
  * heap is 32-bit: a run whose live buffers pass 4 GiB fails, and is reported as such.
  */
 import { spawnSync } from "node:child_process";
@@ -23,11 +24,12 @@ import { loadavg, tmpdir } from "node:os";
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
 import { presizeHeap } from "../src/node/heap.js";
+import { installThreads } from "../src/node/threads.js";
 
 const defaults = {
   runs: ["forward:1x256", "forward:4x256", "train:1x64", "train:1x256", "generate:1x32", "cli:1x256"],
   steps: 3, // training steps per child; the first includes warm-up, the rest are timed
-  heapGiB: 3.5, // jax-js wasm heap created at this size (0: jax-js's default, grown on demand); see src/node/heap.ts
+  heapGiB: 4, // jax-js wasm heap created at this size (0: jax-js's default, grown on demand); see src/node/heap.ts
   blockSize: 8, // BOFT b: 576 = 72 blocks of 8
   nFactors: 2, // BOFT m
 };
@@ -96,6 +98,7 @@ function filler(seed: number): (n: number, std: number) => Float32Array {
 }
 
 async function child(kind: string, batch: number, T: number, o: Options): Promise<Result> {
+  installThreads();
   presizeHeap(o.heapGiB);
   const { np, nn, fromHost, toHost, tree } = await import("../src/engine/index.js");
   const { llama } = await import("../src/models/llama.js");
@@ -330,7 +333,9 @@ async function main(): Promise<void> {
     return;
   }
   const o = parse(argv);
-  console.log(`SmolLM2-135M shape, random weights, f32; one child process per run (single-threaded wasm; wasm heap created at ${o.heapGiB} GiB); load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}`);
+  console.log(
+    `SmolLM2-135M shape, random weights, f32; one child process per run (worker threads as the CLI uses them: forward and generate read synchronously, so they run on one; wasm heap created at ${o.heapGiB} GiB); load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}`,
+  );
   const results: Result[] = [];
   for (const run of o.runs) {
     const m = /^(forward|train|trainer|generate|cli):(\d+)x(\d+)$/.exec(run);

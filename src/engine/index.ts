@@ -118,14 +118,14 @@ export function tracedShapes<A extends unknown[]>(f: (...args: A) => unknown, ..
 }
 
 /**
- * Identity in value and gradient; in the backward pass the cotangent reaching this point is written to memory
- * before it is used. jax-js's jit fuses elementwise work on a cotangent (a scale, a sum of branches) into the
- * operand of the matmul that consumes it, and its wasm matmul then leaves its SIMD path: 1.3× slower at 4096²,
- * 128 tokens, and up to 13× when the fused operand is a strided view. jax-js materialises the input of every
- * `pad`, and a slice transposes to a pad, so padding one row and slicing it off forces the write (in the forward
- * pass too, which is free when `x` is already a matmul's output). Consumes x.
+ * Identity in value and gradient; the value reaching this point is written to memory in the forward pass, and so is
+ * the cotangent in the backward pass. jax-js's jit fuses elementwise work into whatever consumes it, including the
+ * operand of a matmul, whose wasm kernel then leaves its SIMD path (1.3× slower at 4096², 128 tokens, and up to
+ * 13× when the fused operand is a strided view); a chain of steps that each read their input several times fuses
+ * into an expression that grows exponentially. jax-js materialises the input of every `pad`, and a slice
+ * transposes to a pad, so padding one row and slicing it off forces both writes. Consumes x.
  */
-export function cotangentBarrier(x: Arr): Arr {
+export function fusionBarrier(x: Arr): Arr {
   if (x.ndim === 0) return x;
   const rows = x.shape[0];
   return np.pad(x, x.shape.map((_, i) => (i === 0 ? ([0, 1] as [number, number]) : ([0, 0] as [number, number])))).slice([0, rows]);

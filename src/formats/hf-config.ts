@@ -14,6 +14,7 @@
  *            are rejected: they change the math.
  * Pure: JSON in, plain data out.
  */
+import { jsonObject } from "./json-object.js";
 import { FormatError } from "../errors.js";
 import type { LlamaConfig, RopeScaling } from "../models/llama.js";
 
@@ -53,18 +54,7 @@ export interface HfModelConfig {
 
 /** Parses config.json text (or an already-parsed object). `source` names the file in messages. */
 export function parseHfConfig(input: string | unknown, source = "config.json"): HfModelConfig {
-  let raw: unknown = input;
-  if (typeof input === "string") {
-    try {
-      raw = JSON.parse(input);
-    } catch (e) {
-      throw new FormatError(`${source}: not valid JSON (${(e as Error).message}).`);
-    }
-  }
-  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
-    throw new FormatError(`${source}: expected a JSON object, got ${JSON.stringify(raw)?.slice(0, 40)}.`);
-  }
-  const c = raw as Record<string, unknown>;
+  const c = jsonObject(input, source);
   const f = fieldReader(c, source);
   const notes: string[] = [];
 

@@ -13,6 +13,7 @@
  * Pure: JSON in, plain data out. Failures are FormatErrors naming the field.
  */
 import { FormatError } from "../errors.js";
+import { jsonObject } from "./json-object.js";
 import type { ModelShape, ModuleShape } from "../methods/planner.js";
 
 type Json = Record<string, unknown>;
@@ -97,16 +98,7 @@ export function findModelPreset(name: string): ModelPreset | undefined {
 
 /** Module shapes and parameter count from config.json (text or parsed). `source` names it in messages. */
 export function modelShapeFromConfig(input: string | unknown, name: string, source = "config.json"): ModelShape {
-  let raw: unknown = input;
-  if (typeof input === "string") {
-    try {
-      raw = JSON.parse(input);
-    } catch (e) {
-      throw new FormatError(`${source}: not valid JSON (${(e as Error).message}).`);
-    }
-  }
-  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw new FormatError(`${source}: expected a JSON object.`);
-  const c = raw as Json;
+  const c = jsonObject(input, source) as Json;
   const f = reader(c, source);
   switch (c.model_type) {
     case "llama":

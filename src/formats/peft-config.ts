@@ -12,6 +12,7 @@ import { type LoraConfig, loraConfig } from "../methods/lora/config.js";
 import { pyRepr } from "../methods/config-checks.js";
 import type { AdapterMethod } from "../methods/method.js";
 import { type PyJson, PyFloat, pyJsonDumps } from "./py-json.js";
+import { jsonObject } from "./json-object.js";
 
 /** Written as peft_version; ≥ 0.18.0 so PEFT does not warn about the OFT Neumann series change. */
 export const PEFT_VERSION = "0.20.0";
@@ -149,16 +150,7 @@ export function toAdapterConfigJson(method: AdapterMethod, extra: AdapterConfigE
 
 /** Reads adapter_config.json text. `source` names the file in messages. Throws FormatError / ConfigError. */
 export function parseAdapterConfig(text: string, source: string): ParsedAdapterConfig {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new FormatError(`Failed to parse ${source}: not valid JSON (${(e as Error).message}).`);
-  }
-  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
-    throw new FormatError(`Failed to parse ${source}: expected a JSON object, got ${JSON.stringify(raw)?.slice(0, 40)}.`);
-  }
-  const obj = { ...(raw as Record<string, unknown>) };
+  const obj = { ...jsonObject(text, `Failed to parse ${source}`) };
   const warnings: string[] = [];
   if ("runtime_config" in obj) {
     warnings.push(

@@ -13,7 +13,7 @@
  * X ← X(2I − AX), brings it back to 2e-5 for two batched matmuls, so it is on by default (`refine`).
  * For a general matrix use `cayley` (LU with pivoting, eager only).
  */
-import { np, lax, type Arr, cotangentBarrier } from "../engine/index.js";
+import { np, lax, type Arr, fusionBarrier } from "../engine/index.js";
 import { ShapeError } from "../errors.js";
 
 /** Above this size the inverse splits into 2×2 blocks instead of eliminating column by column. */
@@ -43,24 +43,32 @@ export function inverseNoPivot(a: Arr, opts: InverseOptions = {}): Arr {
     a.dispose();
     throw new ShapeError(`inverseNoPivot: leaf must be an integer ≥ 1 and refine an integer ≥ 0 (leaf=${leaf}, refine=${refine})`);
   }
-  // The elimination runs on a gradient-free copy; the gradient comes from the inverse's own rule instead
-  // (see withInverseGradient): backpropagating through b unrolled elimination steps cost more than the forward.
+  // The elimination runs on a gradient-free copy: backpropagating through its b unrolled steps cost more than the
+  // forward. The gradient comes from the inverse's own rule, d(A⁻¹) = −A⁻¹·dA·A⁻¹, i.e. Ā = −Xᵀ·X̄·Xᵀ.
   const frozen = lax.stopGradient(a.ref);
-  let x = b > leaf ? inverseBlocked(frozen.ref, leaf) : gaussJordan(frozen.ref);
-  for (let k = 0; k < refine; k++) {
-    const twoI = np.eye(b, undefined, { dtype: a.dtype }).mul(2);
-    x = np.matmul(x.ref, twoI.sub(np.matmul(frozen.ref, x))); // X(2I − AX)
+  let x = inverseValue(frozen.ref, leaf);
+  for (let k = 0; k < refine - 1; k++) x = newtonStep(x, frozen.ref);
+  if (refine === 0) {
+    // X − X·Δ·X with Δ = A − stopGradient(A) = 0: the value is X, the gradient the inverse's (two matmuls on zeros).
+    const delta = a.sub(frozen);
+    return fusionBarrier(x.ref.sub(np.matmul(np.matmul(x.ref, delta), x)));
   }
-  return withInverseGradient(lax.stopGradient(x), a.sub(frozen));
+  frozen.dispose();
+  // The last Newton step X(2I − A·X), with X held fixed, differentiates to −X·dA·X: the inverse's gradient (at
+  // X ≈ A⁻¹), so one step both refines the value and carries the gradient. jax-js has no custom-VJP hook.
+  return fusionBarrier(newtonStep(x, a));
 }
 
-/**
- * X − X·Δ·X with Δ = A − stopGradient(A): the value is X (Δ is zero), and the gradient with respect to A is the
- * inverse's, d(A⁻¹) = −A⁻¹·dA·A⁻¹, i.e. Ā = −Xᵀ·X̄·Xᵀ: two batched matmuls in place of the elimination's
- * transpose. jax-js has no custom-VJP hook; this is the straight-through form of one. Consumes x and delta.
- */
-function withInverseGradient(x: Arr, delta: Arr): Arr {
-  return cotangentBarrier(x.ref.sub(np.matmul(np.matmul(x.ref, delta), x)));
+/** X(2I − A·X): one Newton step towards A⁻¹. Consumes x and a. */
+function newtonStep(x: Arr, a: Arr): Arr {
+  const b = x.shape[x.ndim - 1];
+  const twoI = np.eye(b, undefined, { dtype: x.dtype }).mul(2);
+  return np.matmul(x.ref, twoI.sub(np.matmul(a, x)));
+}
+
+/** A⁻¹ by elimination (b ≤ leaf) or 2×2 block recursion; values only (the caller stops gradients). Consumes a. */
+function inverseValue(a: Arr, leaf: number): Arr {
+  return a.shape[a.ndim - 1] > leaf ? inverseBlocked(a, leaf) : gaussJordan(a);
 }
 
 /**
@@ -79,30 +87,32 @@ export function cayleyJit(s: Arr, opts: InverseOptions = {}): Arr {
  *   a_kj ← a_kj/p (j ≠ k)                         a_kk ← 1/p
  * As one array expression, with e_k the k-th unit vector:
  *   A ← A − c·e_kᵀ − (c − e_k)·r̂ + e_k·e_kᵀ,   r̂ = (r + (1 − p)·e_kᵀ)/p.
- * After all b steps A holds A⁻¹. The row, column and pivot are read with one-hot matmuls rather than slices:
- * no gather or scatter (so it differentiates under jit), and a matmul's operand is a fusion boundary in jax-js's
- * jit, so each step's A is materialised once. With slices (views) the jit fuses all b steps into one expression
- * whose size grows exponentially with b (b = 16 exhausted a 4 GB heap while compiling).
+ * After all b steps A holds A⁻¹. The row, column and pivot are slices (views), so a step is one fused kernel;
+ * fusionBarrier writes each step's A to memory, or jax-js's jit would fuse all b steps into one expression whose
+ * size grows exponentially with b (b = 16 exhausted a 4 GB heap while compiling). No gradient flows through here
+ * (inverseNoPivot takes the inverse's own), so the slices' gather-like transposes never arise.
  */
 function gaussJordan(a: Arr): Arr {
-  const b = a.shape[a.shape.length - 1];
-  // Constants get the full rank of `a`: jax-js's matmul puts the batch axes of a 2-D [1, b] @ [B, b, b] first.
-  const ones = Array.from({ length: a.ndim - 2 }, () => 1);
+  const nd = a.ndim;
+  const b = a.shape[nd - 1];
+  const lead: [][] = Array.from({ length: nd - 2 }, () => []);
+  const ones = Array.from({ length: nd - 2 }, () => 1);
   let x = a;
   for (let k = 0; k < b; k++) {
     const unit = new Float32Array(b);
     unit[k] = 1;
     const eRow = np.array(unit).reshape([...ones, 1, b]).astype(x.dtype); // e_kᵀ [..., 1, b]
     const eCol = eRow.ref.reshape([...ones, b, 1]); // e_k [..., b, 1]
-    const eye1 = np.matmul(eCol.ref, eRow.ref); // e_k·e_kᵀ [..., b, b]
-    const row = np.matmul(eRow.ref, x.ref); // [..., 1, b]
-    const col = np.matmul(x.ref, eCol.ref); // [..., b, 1]
-    const p = np.matmul(row.ref, eCol.ref); // [..., 1, 1]
+    const row = x.ref.slice(...lead, [k, k + 1], []); // [..., 1, b]
+    const col = x.ref.slice(...lead, [], [k, k + 1]); // [..., b, 1]
+    const p = x.ref.slice(...lead, [k, k + 1], [k, k + 1]); // [..., 1, 1]
     const rHat = row.add(np.subtract(1, p.ref).mul(eRow.ref)).div(p); // [..., 1, b]
-    x = x
-      .sub(col.ref.mul(eRow))
-      .sub(col.sub(eCol).mul(rHat))
-      .add(eye1);
+    x = fusionBarrier(
+      x
+        .sub(col.ref.mul(eRow.ref))
+        .sub(col.sub(eCol.ref).mul(rHat))
+        .add(eCol.mul(eRow)),
+    );
   }
   return x;
 }
@@ -124,10 +134,10 @@ function inverseBlocked(a: Arr, leaf: number): Arr {
   const C = part([h, b], [0, h]);
   const T = part([h, b], [h, b]);
   a.dispose();
-  const X = inverseNoPivot(P, { leaf, refine: 0 });
+  const X = inverseValue(P, leaf);
   const XB = np.matmul(X.ref, B.ref); // [..., h, b−h]
   const CX = np.matmul(C, X.ref); // [..., b−h, h]
-  const Y = inverseNoPivot(T.sub(np.matmul(CX.ref, B)), { leaf, refine: 0 }); // Schur complement⁻¹ [..., b−h, b−h]
+  const Y = inverseValue(T.sub(np.matmul(CX.ref, B)), leaf); // Schur complement⁻¹ [..., b−h, b−h]
   const XBY = np.matmul(XB, Y.ref); // [..., h, b−h]
   const YCX = np.matmul(Y.ref, CX.ref); // [..., b−h, h]
   const topLeft = X.add(np.matmul(XBY.ref, CX));

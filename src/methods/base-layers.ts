@@ -2,7 +2,7 @@
  * The frozen layers adapters wrap: Linear (PyTorch layout, weight [out, in]) and Conv2d (weight
  * [out, in/groups, kh, kw], NCHW activations), as pure functions of their weights.
  */
-import { np, lax, type Arr, cotangentBarrier } from "../engine/index.js";
+import { np, lax, type Arr, fusionBarrier } from "../engine/index.js";
 import { ShapeError } from "../errors.js";
 
 export interface LinearWeights {
@@ -31,7 +31,7 @@ export function linear(x: Arr, w: LinearWeights): Arr {
     w.bias?.dispose();
     throw new ShapeError(`linear: input has ${got} features, weight is [${out}, ${n}]`);
   }
-  let y = cotangentBarrier(np.matmul(x.reshape([-1, n]), np.matrixTranspose(w.weight)));
+  let y = fusionBarrier(np.matmul(x.reshape([-1, n]), np.matrixTranspose(w.weight)));
   if (w.bias) y = y.add(w.bias);
   return y.reshape([...lead, out]);
 }

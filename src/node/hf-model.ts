@@ -19,6 +19,7 @@ import { fromHost, tree, type Arr, type FloatDType } from "../engine/index.js";
 import { FormatError, ShapeError } from "../errors.js";
 import { type HfModelConfig, type HfModelType, parseHfConfig } from "../formats/hf-config.js";
 import { type TextTokenizer, hfTokenizer } from "../formats/hf-tokenizer.js";
+import { jsonObject } from "../formats/json-object.js";
 import { type LlamaConfig, type LlamaInput, type KvCache, llama } from "../models/llama.js";
 import type { ModelDef, Weights } from "../models/model.js";
 import { openCheckpoint, type Checkpoint } from "./safetensors-file.js";
@@ -60,13 +61,8 @@ export const GENERATION_CONFIG_FILE = "generation_config.json";
 /** Buffers some checkpoints carry that transformers ignores on load. */
 const IGNORED = /(^|\.)rotary_emb\.inv_freq$/;
 
-function readJson(path: string): unknown {
-  const text = fs.readFileSync(path, "utf8");
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new FormatError(`${path}: not valid JSON (${(e as Error).message}).`);
-  }
+function readJson(path: string): Record<string, unknown> {
+  return jsonObject(fs.readFileSync(path, "utf8"), path);
 }
 
 /** config.json of a model folder, parsed and validated. */
@@ -86,10 +82,9 @@ export function loadHfTokenizer(folder: string): TextTokenizer {
   }
   const configPath = nodePath.join(folder, TOKENIZER_CONFIG_FILE);
   const config = fs.existsSync(configPath) ? readJson(configPath) : {};
-  if (!config || typeof config !== "object" || Array.isArray(config)) throw new FormatError(`${configPath}: expected a JSON object.`);
   const templatePath = nodePath.join(folder, CHAT_TEMPLATE_FILE);
   const chatTemplate = fs.existsSync(templatePath) ? fs.readFileSync(templatePath, "utf8") : undefined;
-  return hfTokenizer(readJson(path), config as Record<string, unknown>, { chatTemplate, source: path });
+  return hfTokenizer(readJson(path), config, { chatTemplate, source: path });
 }
 
 function generationEosIds(folder: string): number[] {
