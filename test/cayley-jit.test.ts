@@ -63,6 +63,21 @@ describe("math.cayleyJit()", () => {
     assert.ok(maxAbsDiff(g1, g2) < 1e-10);
     target.dispose();
   });
+  it("has the same gradient without the Newton step (refine: 0) and under jit (f64)", () => {
+    const target = np.array(Float64Array.from({ length: 3 * 12 * 12 }, (_, i) => Math.cos(i)), { dtype: np.float64 }).reshape([3, 12, 12]);
+    const loss = (c: (x: Arr) => Arr) => (r: Arr) => c(skewFromFull(r)).mul(target.ref).sum();
+    const r = skew(3, 12, 0.6, 7, "float64");
+    const want = grad(loss(cayley))(r.ref) as Arr;
+    const g0 = grad(loss((x) => cayleyJit(x, { leaf: 4, refine: 0 })))(r.ref) as Arr;
+    const gj = jit(grad(loss((x) => cayleyJit(x, { leaf: 4 }))) as (r: Arr) => Arr);
+    try {
+      assert.ok(maxAbsDiff(g0, want.ref) < 1e-10);
+      assert.ok(maxAbsDiff(gj(r) as Arr, want) < 1e-6); // jit folds number constants to f32 (field notes)
+    } finally {
+      gj.dispose();
+      target.dispose();
+    }
+  });
   it("consumes its argument", () => {
     const s = skew(2, 4, 0.1, 9);
     cayleyJit(s.ref).dispose();
