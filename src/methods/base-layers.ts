@@ -31,6 +31,8 @@ export function linear(x: Arr, w: LinearWeights): Arr {
     w.bias?.dispose();
     throw new ShapeError(`linear: input has ${got} features, weight is [${out}, ${n}]`);
   }
+  // The barrier keeps the backward pass's elementwise work (a scale, a residual sum) out of this matmul's operand,
+  // where it would cost jax-js's fast kernel (src/engine); it is what lets frozen weights go undifferentiated.
   let y = fusionBarrier(np.matmul(x.reshape([-1, n]), np.matrixTranspose(w.weight)));
   if (w.bias) y = y.add(w.bias);
   return y.reshape([...lead, out]);
