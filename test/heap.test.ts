@@ -13,8 +13,13 @@ const engineUrl = new URL("../src/engine/index.js", import.meta.url).href;
 const CHILD = `
 const Real = WebAssembly.Memory;
 const seen = [];
+const refuseAbove = Number(process.env.REFUSE_ABOVE_PAGES ?? Infinity); // stands in for a system that will not commit it
 WebAssembly.Memory = class Recorder extends Real {
-  constructor(d) { super(d); seen.push({ initial: d.initial ?? 0, pages: this.buffer.byteLength / 65536 }); }
+  constructor(d) {
+    if ((d.initial ?? 0) > refuseAbove) throw new RangeError("WebAssembly.Memory(): could not allocate memory");
+    super(d);
+    seen.push({ initial: d.initial ?? 0, pages: this.buffer.byteLength / 65536 });
+  }
 };
 const { presizeHeap } = await import(${JSON.stringify(heapUrl)});
 const gib = presizeHeap();
@@ -52,4 +57,12 @@ test("BOFT_HEAP_GIB sets the size, 0 keeps jax-js's default, a bad value is an e
   const bad = runChild({ BOFT_HEAP_GIB: "lots" });
   assert.notEqual(bad.status, 0);
   assert.match(bad.stderr, /BOFT_HEAP_GIB must be a number of GiB >= 0 \(got "lots"\)/);
+});
+
+test("where the system will not commit the full heap up front, jax-js's own size is used and it still computes", () => {
+  const { out } = runChild({ REFUSE_ABOVE_PAGES: "1000" });
+  assert.ok(out);
+  assert.equal(out.seen[0].initial, 0);
+  assert.deepEqual(out.out, [3, 3, 3, 3]);
+  assert.match(out.late ?? "", /must run before the engine/, "not pre-sized: a later call does not pretend it was");
 });

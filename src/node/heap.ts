@@ -28,15 +28,21 @@ export function presizeHeap(gib = 4): number {
   if (!Number.isFinite(want) || want < 0) throw new RangeError(`BOFT_HEAP_GIB must be a number of GiB >= 0 (got "${env}")`);
   if (want === 0) return 0;
   const pages = Math.min(MAX_PAGES, Math.max(1, Math.floor((want * 2 ** 30) / PAGE)));
-  const Real = WebAssembly.Memory;
-  // Only the first memory built after this call is jax-js's; restore the constructor right after it.
-  class Presized extends Real {
-    constructor(d: WebAssembly.MemoryDescriptor) {
-      (WebAssembly as { Memory: typeof WebAssembly.Memory }).Memory = Real;
-      super({ ...d, initial: Math.max(d.initial ?? 0, Math.min(pages, d.maximum ?? MAX_PAGES)) });
+  const wasm = WebAssembly as { Memory: typeof WebAssembly.Memory };
+  const Real = wasm.Memory;
+  // Only the first memory built after this call is jax-js's; the constructor is restored as it is built. Where the
+  // system refuses to commit that much up front (strict overcommit), jax-js's own descriptor is used instead.
+  function Presized(d: WebAssembly.MemoryDescriptor): WebAssembly.Memory {
+    wasm.Memory = Real;
+    try {
+      return new Real({ ...d, initial: Math.max(d.initial ?? 0, Math.min(pages, d.maximum ?? MAX_PAGES)) });
+    } catch {
+      presizedGiB = 0;
+      return new Real(d);
     }
   }
-  (WebAssembly as { Memory: typeof WebAssembly.Memory }).Memory = Presized;
+  Presized.prototype = Real.prototype;
+  wasm.Memory = Presized as unknown as typeof WebAssembly.Memory;
   presizedGiB = (pages * PAGE) / 2 ** 30;
   return presizedGiB;
 }
