@@ -332,28 +332,30 @@ describe("BOFT training on a loaded model: PEFT keys and config", () => {
   }
 });
 
-test("layerwiseValueAndGrad() = valueAndGrad of the whole forward (BOFT with trained biases, GQA, q/k/v biases)", async () => {
-  const { dir } = fixture(CASES[3][0]);
-  const hf = loadHfModel(dir, { tokenizer: false });
-  const method = { kind: "BOFT" as const, config: boftConfig({ blockSize: 4, nButterflyFactor: 2, targetModules: null, bias: "boft_only", initWeights: false }) };
-  const m: CausalLm = addAdapter(adaptedModel(hf.def, hf.weights), "default", method, { rng: rng(6) });
-  assert.deepEqual(m.adapters.default.extras.length, 2 * hf.config.numHiddenLayers); // q_proj.bias, v_proj.bias
-  const [ids, ys] = sampleIds(17, 12, 2).map((s, i, all) => (i === 0 ? all : all.map((r) => r.map((v) => (v * 7 + 3) % TINY.vocab))));
-  const target = () => idsArr(ys);
-  const [l1, g1] = (valueAndGrad((t: Trainable) => crossEntropy(forwardWith(m, t, { ids: idsArr(ids) }).logits, target())) as (t: Trainable) => [Arr, Trainable])(trainableOf(m));
-  const [l2, g2] = await layerwiseValueAndGrad(m, hf.config, trainableOf(m), idsArr(ids), (logits) => crossEntropy(logits, target()));
-  assert.ok(Math.abs(toHost(l1).data[0] - toHost(l2).data[0]) < 1e-6);
-  const a = tree.leaves(g1 as never) as Arr[];
-  const b = tree.leaves(g2 as never) as Arr[];
-  assert.equal(a.length, b.length);
-  assert.deepEqual(Object.keys(g2.adapter), Object.keys(g1.adapter));
-  assert.deepEqual(Object.keys(g2.extras), Object.keys(g1.extras));
-  for (let i = 0; i < a.length; i++) {
-    const err = relErr(toHost(b[i]).data, toHost(a[i]).data);
-    assert.ok(err < 1e-5, `gradient leaf ${i}: ${err}`);
-  }
-  dispose(hf);
-});
+for (const compiled of [true, false]) {
+  test(`layerwiseValueAndGrad() = valueAndGrad of the whole forward (BOFT with trained biases, GQA, q/k/v biases; ${compiled ? "compiled layers" : "eager vjp per layer"})`, async () => {
+    const { dir } = fixture(CASES[3][0]);
+    const hf = loadHfModel(dir, { tokenizer: false });
+    const method = { kind: "BOFT" as const, config: boftConfig({ blockSize: 4, nButterflyFactor: 2, targetModules: null, bias: "boft_only", initWeights: false }) };
+    const m: CausalLm = addAdapter(adaptedModel(hf.def, hf.weights), "default", method, { rng: rng(6) });
+    assert.deepEqual(m.adapters.default.extras.length, 2 * hf.config.numHiddenLayers); // q_proj.bias, v_proj.bias
+    const [ids, ys] = sampleIds(17, 12, 2).map((s, i, all) => (i === 0 ? all : all.map((r) => r.map((v) => (v * 7 + 3) % TINY.vocab))));
+    const target = () => idsArr(ys);
+    const [l1, g1] = (valueAndGrad((t: Trainable) => crossEntropy(forwardWith(m, t, { ids: idsArr(ids) }).logits, target())) as (t: Trainable) => [Arr, Trainable])(trainableOf(m));
+    const [l2, g2] = await layerwiseValueAndGrad(m, hf.config, trainableOf(m), idsArr(ids), (logits) => crossEntropy(logits, target()), { compiled });
+    assert.ok(Math.abs(toHost(l1).data[0] - toHost(l2).data[0]) < 1e-6);
+    const a = tree.leaves(g1 as never) as Arr[];
+    const b = tree.leaves(g2 as never) as Arr[];
+    assert.equal(a.length, b.length);
+    assert.deepEqual(Object.keys(g2.adapter), Object.keys(g1.adapter));
+    assert.deepEqual(Object.keys(g2.extras), Object.keys(g1.extras));
+    for (let i = 0; i < a.length; i++) {
+      const err = relErr(toHost(b[i]).data, toHost(a[i]).data);
+      assert.ok(err < 1e-5, `gradient leaf ${i}: ${err}`);
+    }
+    dispose(hf);
+  });
+}
 
 test(
   "crossEntropy() is right at real vocabulary sizes (label·vocab ≥ 2^31)",

@@ -4,15 +4,20 @@
  * Why: one valueAndGrad (or jit) over the whole model builds one lazy graph whose every intermediate stays
  * allocated until the step is read, and jax-js hands each new array the set of all unsubmitted kernels upstream,
  * so time and memory grow faster than the depth (measured at SmolLM2-135M's width, T = 64: 8 layers 3.6 s and
- * 1.2 GB per step, 16 layers 13.6 s and 3.0 GB; 30 layers at T = 256 passes jax-js's 4 GiB wasm heap). Here each
- * layer is its own vjp, run to completion before the next, and the backward pass walks the layers in reverse: time
- * and memory are linear in depth (SmolLM2-135M's shape, BOFT on q/v, B = 1, T = 256: ~23 s CPU per step, peak RSS
- * 3.8 GB; bench/hf-135m.ts).
+ * 1.2 GB per step, 16 layers 13.6 s and 3.0 GB; 30 layers at T = 256 passes jax-js's 4 GiB wasm heap). Here the
+ * layers run one after another, each to completion, and the backward pass walks them in reverse: time and memory
+ * are linear in depth.
  *
- * The numbers equal valueAndGrad of the whole forward (same ops, same order within a layer); test/hf-model.test.ts
- * checks it. Eager only: call it outside jit.
+ * Two ways, same numbers (test/hf-model.test.ts checks both against valueAndGrad of the whole forward):
+ * - compiled (the default): every decoder layer is seen under layer 0's names, so one jitted forward and one jitted
+ *   "recompute the layer, then its vjp" serve all layers (compiled once per distinct layer structure). Only the
+ *   layers' inputs are kept between the passes. SmolLM2-135M's shape, BOFT on q/v, B = 1, T = 256, 2 threads:
+ *   7.9 s and 1.3 GB per step.
+ * - eager: one vjp per layer, its closure kept until the backward pass (9.6 s and 2.7 GB there). Used when an
+ *   adapter has dropout, whose masks are drawn on the host while tracing (a compiled layer would reuse them).
+ * Call it outside jit.
  */
-import { np, tree, vjp, blockUntilReady, type Arr } from "../engine/index.js";
+import { np, tree, vjp, jit, blockUntilReady, type Arr } from "../engine/index.js";
 import { ConfigError } from "../errors.js";
 import type { AdapterParams, AdapterPlan, ApplyOptions } from "../methods/adapter.js";
 import { type AdaptedModel, type Trainable, layerFn } from "./adapted.js";
@@ -20,81 +25,176 @@ import { type LlamaConfig, type LlamaInput, type KvCache, decoderLayer, lmHead }
 import type { Weights } from "./model.js";
 
 type LlamaModel = AdaptedModel<LlamaInput, { logits: Arr; cache?: KvCache }>;
+type Grads = [AdapterParams, Record<string, Arr>, Arr]; // adapter, trained base tensors, input cotangent
+type Back = ((ct: Arr) => unknown[]) & { dispose(): void };
 
-/**
- * Runs every queued kernel up to `a`, so finished intermediates are freed. Asynchronous, so that jax-js's worker
- * threads take the kernels (a synchronous read runs them all on the main thread). Borrows a.
- */
-async function force(a: Arr): Promise<void> {
-  await blockUntilReady(a);
+/** How the decoder layers run: forward one layer (keeping what its backward needs), then backward one layer. */
+interface LayerSteps {
+  forward(i: number, h: Arr): Promise<Arr>;
+  backward(i: number, ct: Arr): Promise<Grads>;
 }
 
 function pick<T>(record: Record<string, T>, keep: (k: string) => boolean): Record<string, T> {
   return Object.fromEntries(Object.entries(record).filter(([k]) => keep(k)));
 }
 
+const layerPrefix = (i: number) => `model.layers.${i}.`;
+const inLayer = (i: number) => (k: string) => k.startsWith(layerPrefix(i));
+const inHead = (k: string) => !k.startsWith("model.layers.");
+
 /**
  * [loss, gradients] of `loss(logits)` for the model's active adapter, where `t` holds the values to differentiate
  * (trainableOf(m) or the trainer's current ones). Consumes `t` and `ids`; borrows the model. `loss` consumes the
  * logits [B, T, V] and returns a scalar (close over the targets). The returned loss is already computed.
+ * Every step is awaited asynchronously, so jax-js's worker threads take the kernels.
  */
-export async function layerwiseValueAndGrad(m: LlamaModel, c: LlamaConfig, t: Trainable, ids: Arr, loss: (logits: Arr) => Arr, o: ApplyOptions = {}): Promise<[Arr, Trainable]> {
+export async function layerwiseValueAndGrad(
+  m: LlamaModel,
+  c: LlamaConfig,
+  t: Trainable,
+  ids: Arr,
+  loss: (logits: Arr) => Arr,
+  o: ApplyOptions & { compiled?: boolean } = {},
+): Promise<[Arr, Trainable]> {
   const plan: AdapterPlan | null = m.active ? m.adapters[m.active].plan : null;
   if ("model.embed_tokens.weight" in t.extras) {
     tree.dispose([t, ids] as never);
     throw new ConfigError("layerwiseValueAndGrad: training model.embed_tokens.weight is not supported layer by layer; use the trainer's full-model step");
   }
-  const inLayer = (i: number) => (k: string) => k.startsWith(`model.layers.${i}.`);
-  const inHead = (k: string) => !k.startsWith("model.layers.");
-  const subPlan = (keep: (k: string) => boolean): AdapterPlan | null => (plan ? { ...plan, layers: plan.layers.filter((l) => keep(l.module.path)) } : null);
-
-  /** The forward of one piece (a layer or the head) with its own trainables as explicit inputs. */
-  const piece = (keep: (k: string) => boolean, run: (w: Weights, lf: ReturnType<typeof layerFn>, h: Arr) => Arr) => {
-    const sp = subPlan(keep);
-    return (params: AdapterParams, extras: Record<string, Arr>, h: Arr): Arr => {
-      const w: Weights = { ...m.weights, ...extras };
-      const lf = layerFn(m.def as never, w, sp ? { plan: sp, params } : null, o);
-      const out = run(w, lf, h);
-      tree.dispose([params, extras] as never);
-      return out;
-    };
-  };
-
-  let h = np.take(m.weights["model.embed_tokens.weight"].ref, ids, 0); // [B, T, d]
-  const backs: ReturnType<typeof vjp>[1][] = [];
+  const steps = (o.compiled ?? true) && !usesDropout(plan) ? compiledSteps(m, c, t, plan, o) : eagerSteps(m, c, t, plan, o);
   const L = c.numHiddenLayers;
-  for (let i = 0; i < L; i++) {
-    const f = piece(inLayer(i), (w, lf, x) => decoderLayer(c, w, lf, i, x));
-    const [next, back] = vjp(f as never, [pick(t.adapter, inLayer(i)), pick(t.extras, inLayer(i)), h] as never) as unknown as [Arr, (ct: Arr) => unknown[] & { dispose(): void }];
-    await force(next);
-    backs.push(back as never);
-    h = next;
-  }
-  const head = piece(inHead, (w, lf, x) => loss(lmHead(c, w, lf, x)));
-  const [value, backHead] = vjp(head as never, [pick(t.adapter, inHead), pick(t.extras, inHead), h] as never) as unknown as [Arr, ((ct: Arr) => unknown[]) & { dispose(): void }];
-  await force(value); // every leaf of t went into exactly one vjp above, which consumed it
+  let h = np.take(m.weights["model.embed_tokens.weight"].ref, ids, 0); // [B, T, d]
+  for (let i = 0; i < L; i++) h = await steps.forward(i, h);
 
-  const gAdapter: AdapterParams = {};
-  const gExtras: Record<string, Arr> = {};
-  const collect = (ga: AdapterParams, ge: Record<string, Arr>) => {
+  const head = piece(m, plan, o, inHead, (w, lf, x) => loss(lmHead(c, w, lf, x)));
+  const [value, backHead] = vjp(head as never, [pick(t.adapter, inHead), pick(t.extras, inHead), h] as never) as unknown as [Arr, Back];
+  await blockUntilReady(value);
+  let [ga, ge, g] = backHead(np.ones([], { dtype: value.dtype })) as Grads;
+  backHead.dispose();
+  // Settled before any compiled backward is traced: tracing realises constants synchronously, which jax-js refuses
+  // while async work is in flight.
+  await blockUntilReady([ga, ge, g]);
+  const gAdapter: AdapterParams = { ...ga };
+  const gExtras: Record<string, Arr> = { ...ge };
+  for (let i = L - 1; i >= 0; i--) {
+    [ga, ge, g] = await steps.backward(i, g);
     Object.assign(gAdapter, ga);
     Object.assign(gExtras, ge);
-  };
-  let [ga, ge, g] = backHead(np.ones([], { dtype: value.dtype })) as [AdapterParams, Record<string, Arr>, Arr];
-  backHead.dispose();
-  await force(g);
-  collect(ga, ge);
-  for (let i = L - 1; i >= 0; i--) {
-    const back = backs[i] as unknown as ((ct: Arr) => unknown[]) & { dispose(): void };
-    [ga, ge, g] = back(g) as [AdapterParams, Record<string, Arr>, Arr];
-    back.dispose();
-    await force(g);
-    collect(ga, ge);
   }
-  g.dispose(); // d loss / d embeddings of the batch: not trained
+  g.dispose(); // d loss / d embeddings of the batch: not trained. Every leaf of t went into exactly one vjp, which consumed it.
   // The same key order as the trainables, so optimizer state built from them lines up.
   const order = (keys: string[], from: Record<string, unknown>) => Object.fromEntries(keys.map((k) => [k, from[k]]));
   return [value, { adapter: order(Object.keys(gAdapter).sort(byKeyOf(plan)), gAdapter) as AdapterParams, extras: order(Object.keys(gExtras).sort(), gExtras) as Record<string, Arr> }];
+}
+
+/** The forward of one piece (a layer or the head) with its own trainables as explicit inputs; consumes them. */
+function piece(m: LlamaModel, plan: AdapterPlan | null, o: ApplyOptions, keep: (k: string) => boolean, run: (w: Weights, lf: ReturnType<typeof layerFn>, h: Arr) => Arr) {
+  const sp = plan ? { ...plan, layers: plan.layers.filter((l) => keep(l.module.path)) } : null;
+  return (params: AdapterParams, extras: Record<string, Arr>, h: Arr): Arr => {
+    const w: Weights = { ...m.weights, ...extras };
+    const lf = layerFn(m.def as never, w, sp ? { plan: sp, params } : null, o);
+    const out = run(w, lf, h);
+    tree.dispose([params, extras] as never);
+    return out;
+  };
+}
+
+/** One eager vjp per layer; its closure (and so every intermediate of the layer) is kept for the backward. */
+function eagerSteps(m: LlamaModel, c: LlamaConfig, t: Trainable, plan: AdapterPlan | null, o: ApplyOptions): LayerSteps {
+  const backs: Back[] = [];
+  return {
+    async forward(i, h) {
+      const f = piece(m, plan, o, inLayer(i), (w, lf, x) => decoderLayer(c, w, lf, i, x));
+      const [next, back] = vjp(f as never, [pick(t.adapter, inLayer(i)), pick(t.extras, inLayer(i)), h] as never) as unknown as [Arr, Back];
+      backs[i] = back;
+      await blockUntilReady(next);
+      return next;
+    },
+    async backward(i, ct) {
+      const grads = backs[i](ct) as Grads;
+      backs[i].dispose();
+      await blockUntilReady(grads);
+      return grads;
+    },
+  };
+}
+
+function usesDropout(plan: AdapterPlan | null): boolean {
+  return (plan?.layers ?? []).some((l) => "dropout" in l && l.dropout > 0);
+}
+
+const LAYER0 = layerPrefix(0);
+const renameKeys = <T>(r: Record<string, T>, from: string, to: string): Record<string, T> =>
+  Object.fromEntries(Object.entries(r).map(([k, v]) => [k.startsWith(from) ? to + k.slice(from.length) : k, v]));
+
+type Compiled = { (...a: unknown[]): unknown; dispose(): void };
+/**
+ * Per model, the compiled forward and recompute-and-vjp of each distinct layer structure (under layer 0's names),
+ * with the options they were traced with. Never disposed: they live as long as the model (a handful per model).
+ */
+const compiledCache = new WeakMap<object, Map<string, { fwd: Compiled; bwd: Compiled }>>();
+
+/**
+ * Layer i runs as layer 0 (its weights, trainables and plan renamed), so the compiled functions are shared by every
+ * layer of the same structure. The forward keeps only the layer's input; the backward recomputes the layer.
+ */
+function compiledSteps(m: LlamaModel, c: LlamaConfig, t: Trainable, plan: AdapterPlan | null, o: ApplyOptions): LayerSteps {
+  let cache = compiledCache.get(m);
+  if (!cache) compiledCache.set(m, (cache = new Map()));
+  const inputs: Arr[] = [];
+
+  /** Layer i under layer 0's names: its frozen weights (refs) and the compiled pair for its structure. */
+  const view = (i: number) => {
+    const pre = layerPrefix(i);
+    const frozen: Weights = {};
+    for (const [k, v] of Object.entries(m.weights)) if (k.startsWith(pre) && !(k in t.extras)) frozen[LAYER0 + k.slice(pre.length)] = v.ref;
+    const layers = (plan?.layers ?? []).filter((l) => l.module.path.startsWith(pre)).map((l) => ({ ...l, module: { ...l.module, path: LAYER0 + l.module.path.slice(pre.length) } }));
+    const key = JSON.stringify([layers.map((l) => [l.module.path, l.method, l.shape]), Object.keys(frozen).sort(), o.training ?? false, o.side ?? "auto"]);
+    let fns = cache!.get(key);
+    if (!fns) {
+      const sp: AdapterPlan | null = plan ? { ...plan, layers } : null;
+      const run = (frozen: Weights, params: AdapterParams, extras: Record<string, Arr>, h: Arr): Arr => {
+        const w: Weights = { ...frozen, ...extras };
+        const out = decoderLayer(c, w, layerFn(m.def as never, w, sp ? { plan: sp, params } : null, o), 0, h);
+        tree.dispose([frozen, params, extras] as never);
+        return out;
+      };
+      const recomputeAndVjp = (frozen: Weights, params: AdapterParams, extras: Record<string, Arr>, h: Arr, ct: Arr) => {
+        const layer = (p: AdapterParams, e: Record<string, Arr>, x: Arr) => run(tree.ref(frozen) as Weights, p, e, x);
+        const [out, back] = vjp(layer as never, [params, extras, h] as never) as unknown as [Arr, Back];
+        out.dispose();
+        const grads = back(ct);
+        back.dispose();
+        tree.dispose(frozen as never);
+        return grads;
+      };
+      fns = { fwd: jit(run as never) as unknown as Compiled, bwd: jit(recomputeAndVjp as never) as unknown as Compiled };
+      cache!.set(key, fns);
+    }
+    return { frozen, fns, pre };
+  };
+  /** Layer i's trainables under layer 0's names (the same arrays as t's leaves). */
+  const own = (i: number) => {
+    const pre = layerPrefix(i);
+    return { params: renameKeys(pick(t.adapter, inLayer(i)), pre, LAYER0), extras: renameKeys(pick(t.extras, inLayer(i)), pre, LAYER0) };
+  };
+  return {
+    async forward(i, h) {
+      const { frozen, fns } = view(i);
+      const { params, extras } = own(i);
+      inputs[i] = h.ref;
+      const next = fns.fwd(frozen, tree.ref(params), tree.ref(extras), h) as Arr; // t's leaves are kept for the backward
+      await blockUntilReady(next);
+      return next;
+    },
+    async backward(i, ct) {
+      const { frozen, fns, pre } = view(i);
+      const { params, extras } = own(i);
+      const [ga, ge, g] = fns.bwd(frozen, params, extras, inputs[i], ct) as Grads;
+      await blockUntilReady([ga, ge, g]);
+      return [renameKeys(ga, LAYER0, pre), renameKeys(ge, LAYER0, pre), g];
+    },
+  };
 }
 
 /** Orders module paths as the plan lists them (the order trainableOf uses). */
