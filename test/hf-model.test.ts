@@ -29,7 +29,7 @@ import { openAdapter } from "../src/node/adapter-files.js";
 import { mergeCheckpoint } from "../src/node/merge-checkpoint.js";
 import { openCheckpoint, saveSafetensors } from "../src/node/safetensors-file.js";
 import { adaptedModel, addAdapter, forward, forwardWith, trainableOf, withTrained, mergeAndUnload, type Trainable } from "../src/models/adapted.js";
-import { layerwiseValueAndGrad } from "../src/models/llama-grad.js";
+import { layerwiseValueAndGrad, layerwiseLoss } from "../src/models/llama-grad.js";
 import { ropeInvFreq, emptyKvCache, type KvCache, type LlamaInput } from "../src/models/llama.js";
 import { generate, sampleToken, type CausalLm } from "../src/models/generate.js";
 import { boftConfig } from "../src/methods/boft/config.js";
@@ -356,6 +356,20 @@ for (const compiled of [true, false]) {
     dispose(hf);
   });
 }
+
+test("layerwiseLoss() = the loss of the whole forward, with the adapter and for the base model", async () => {
+  const { dir } = fixture(CASES[3][0]);
+  const hf = loadHfModel(dir, { tokenizer: false });
+  const method = { kind: "BOFT" as const, config: boftConfig({ blockSize: 4, nButterflyFactor: 2, targetModules: null, bias: "boft_only", initWeights: false }) };
+  const m: CausalLm = addAdapter(adaptedModel(hf.def, hf.weights), "default", method, { rng: rng(7) });
+  const [ids, ys] = sampleIds(19, 12, 2).map((s, i, all) => (i === 0 ? all : all.map((r) => r.map((v) => (v * 5 + 1) % TINY.vocab))));
+  for (const t of [trainableOf(m), null]) {
+    const want = toHost(crossEntropy(forwardWith(m, t ? tree.ref(t) : null, { ids: idsArr(ids) }).logits, idsArr(ys))).data[0];
+    const got = toHost(await layerwiseLoss(m, hf.config, t, idsArr(ids), (logits) => crossEntropy(logits, idsArr(ys)))).data[0];
+    assert.ok(Math.abs(got - want) < 1e-6 * Math.abs(want), `${t ? "adapter" : "base"}: ${got} vs ${want}`);
+  }
+  dispose(hf);
+});
 
 test(
   "crossEntropy() is right at real vocabulary sizes (label·vocab ≥ 2^31)",

@@ -87,6 +87,26 @@ export async function layerwiseValueAndGrad(
   return [value, { adapter: order(Object.keys(gAdapter).sort(byKeyOf(plan)), gAdapter) as AdapterParams, extras: order(Object.keys(gExtras).sort(), gExtras) as Record<string, Arr> }];
 }
 
+/**
+ * `loss(logits)` alone, one compiled decoder layer at a time: how deep models are evaluated (a compiled forward of
+ * the whole model keeps every layer's intermediates and passes the 4 GiB heap at SmolLM2-135M's shape, B = 4,
+ * T = 256). `t` null evaluates the base model. Consumes `t` and `ids`; borrows the model. Call it outside jit.
+ */
+export async function layerwiseLoss(m: LlamaModel, c: LlamaConfig, t: Trainable | null, ids: Arr, loss: (logits: Arr) => Arr): Promise<Arr> {
+  const base = t === null ? { ...m, active: null } : m;
+  const trainables: Trainable = t ?? { adapter: {}, extras: {} };
+  const plan: AdapterPlan | null = base.active ? base.adapters[base.active].plan : null;
+  const steps = compiledSteps(base, c, trainables, plan, {}, false);
+  let h = np.take(m.weights["model.embed_tokens.weight"].ref, ids, 0); // [B, T, d]
+  for (let i = 0; i < c.numHiddenLayers; i++) h = await steps.forward(i, h);
+  const head = piece(base, plan, {}, inHead, (w, lf, x) => loss(lmHead(c, w, lf, x)));
+  const value = head(pick(trainables.adapter, inHead), pick(trainables.extras, inHead), h);
+  await blockUntilReady(value);
+  const notHead = (k: string) => !inHead(k);
+  tree.dispose([pick(trainables.adapter, notHead), pick(trainables.extras, notHead)] as never); // the layers only borrowed them
+  return value;
+}
+
 /** The forward of one piece (a layer or the head) with its own trainables as explicit inputs; consumes them. */
 function piece(m: LlamaModel, plan: AdapterPlan | null, o: ApplyOptions, keep: (k: string) => boolean, run: (w: Weights, lf: ReturnType<typeof layerFn>, h: Arr) => Arr) {
   const sp = plan ? { ...plan, layers: plan.layers.filter((l) => keep(l.module.path)) } : null;
@@ -129,18 +149,18 @@ const renameKeys = <T>(r: Record<string, T>, from: string, to: string): Record<s
 
 type Compiled = { (...a: unknown[]): unknown; dispose(): void };
 /**
- * Per model, the compiled forward and recompute-and-vjp of each distinct layer structure (under layer 0's names),
- * with the options they were traced with. Never disposed: they live as long as the model (a handful per model).
+ * Per model (its weights), the compiled forward and recompute-and-vjp of each distinct layer structure (under layer
+ * 0's names) and the options they were traced with. Never disposed: they live as long as the weights (a handful).
  */
-const compiledCache = new WeakMap<object, Map<string, { fwd: Compiled; bwd: Compiled }>>();
+const compiledCache = new WeakMap<Weights, Map<string, { fwd: Compiled; bwd: Compiled }>>();
 
 /**
  * Layer i runs as layer 0 (its weights, trainables and plan renamed), so the compiled functions are shared by every
  * layer of the same structure. The forward keeps only the layer's input; the backward recomputes the layer.
  */
-function compiledSteps(m: LlamaModel, c: LlamaConfig, t: Trainable, plan: AdapterPlan | null, o: ApplyOptions): LayerSteps {
-  let cache = compiledCache.get(m);
-  if (!cache) compiledCache.set(m, (cache = new Map()));
+function compiledSteps(m: LlamaModel, c: LlamaConfig, t: Trainable, plan: AdapterPlan | null, o: ApplyOptions, keepInputs = true): LayerSteps {
+  let cache = compiledCache.get(m.weights);
+  if (!cache) compiledCache.set(m.weights, (cache = new Map()));
   const inputs: Arr[] = [];
 
   /** Layer i under layer 0's names: its frozen weights (refs) and the compiled pair for its structure. */
@@ -182,7 +202,7 @@ function compiledSteps(m: LlamaModel, c: LlamaConfig, t: Trainable, plan: Adapte
     async forward(i, h) {
       const { frozen, fns } = view(i);
       const { params, extras } = own(i);
-      inputs[i] = h.ref;
+      if (keepInputs) inputs[i] = h.ref;
       const next = fns.fwd(frozen, tree.ref(params), tree.ref(extras), h) as Arr; // t's leaves are kept for the backward
       await blockUntilReady(next);
       return next;

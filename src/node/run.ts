@@ -129,6 +129,7 @@ export async function prepareRun(cfg: RunConfig): Promise<Prepared> {
       const [train, val] = splitTokens(ids, 1 - (d.valFraction ?? 0.1));
       taskOptions = { train, evals: { val }, batchSize: d.batchSize, seqLen: d.seqLen, evalWindows: d.evalWindows ?? 16 };
     } else throw new ConfigError(`a language model trains on "brown" or "text" data, not "${d.kind}"`);
+    if (built.config.numHiddenLayers >= LAYERWISE_FROM_LAYERS) taskOptions.layerwise = built.config;
     return { kind: "lm", model, task: lmTask(taskOptions), taskOptions, baseName: built.baseName, config: built.config };
   }
   if (d.kind !== "mnist") throw new ConfigError(`an ${cfg.model && "arch" in cfg.model ? cfg.model.arch : ""} model trains on "mnist" data`);
@@ -141,9 +142,9 @@ export async function prepareRun(cfg: RunConfig): Promise<Prepared> {
 }
 
 /**
- * Deep Llama models train layer by layer: one compiled step over the whole model grows faster than its depth in
- * jax-js (16 layers at 576 wide: 13.6 s and 3 GB per step; 30 layers do not fit the 4 GiB wasm heap), while one vjp per
- * decoder layer is linear in depth. Shallow models keep the faster compiled step.
+ * Deep Llama models train and evaluate layer by layer: one compiled step over the whole model grows faster than its
+ * depth in jax-js (16 layers at 576 wide: 13.6 s and 3 GB per step; 30 layers do not fit the 4 GiB wasm heap), while
+ * one layer at a time is linear in depth. Shallow models keep the faster compiled whole-model step.
  */
 export const LAYERWISE_FROM_LAYERS = 12;
 

@@ -8,7 +8,8 @@ import type { Rng } from "../data/rng.js";
 import { randomBatch, sequentialBatches } from "../data/text.js";
 import type { LabelledImages } from "../data/vision.js";
 import { type AdaptedModel, type Trainable, forwardWith } from "../models/adapted.js";
-import type { LlamaInput, KvCache } from "../models/llama.js";
+import type { LlamaConfig, LlamaInput, KvCache } from "../models/llama.js";
+import { layerwiseLoss } from "../models/llama-grad.js";
 import { crossEntropy, type Task } from "./trainer.js";
 import type { EvalEvent } from "./metrics.js";
 
@@ -22,6 +23,8 @@ export interface LmTaskOptions {
   seqLen: number;
   /** At most this many evaluation windows per split (keeps evaluation cheap and always the same tokens). */
   evalWindows?: number;
+  /** Evaluate one decoder layer at a time (deep models; src/models/llama-grad.ts), with the model's config. */
+  layerwise?: LlamaConfig;
 }
 
 function ids(a: Int32Array, rows: number, cols: number): Arr {
@@ -47,10 +50,17 @@ function compiledEval<I, O, T, R>(m: AdaptedModel<I, O>, trainable: Trainable | 
   return Object.assign(call, { dispose: () => run.dispose() });
 }
 
+/** The same as compiledEval's cross-entropy, one decoder layer at a time. Borrows `m` and `trainable`. */
+function layerwiseEval(m: AdaptedModel<LlamaInput, LmOutput>, trainable: Trainable | null, c: LlamaConfig) {
+  const call = (input: LlamaInput, target: Arr): Promise<Arr> =>
+    layerwiseLoss(m, c, trainable ? tree.ref(trainable) : null, input.ids, (logits) => crossEntropy(logits, target));
+  return Object.assign(call, { dispose: () => {} });
+}
+
 /** Mean cross-entropy and perplexity of `m` (with `trainable`) on each split. Consumes trainable. */
 export async function evaluateLm(m: AdaptedModel<LlamaInput, LmOutput>, trainable: Trainable | null, o: LmTaskOptions): Promise<EvalEvent[]> {
   const events: EvalEvent[] = [];
-  const lossOf = compiledEval(m, trainable, (out: LmOutput, target: Arr) => crossEntropy(out.logits, target));
+  const lossOf = o.layerwise ? layerwiseEval(m, trainable, o.layerwise) : compiledEval(m, trainable, (out: LmOutput, target: Arr) => crossEntropy(out.logits, target));
   for (const [split, tokens] of Object.entries(o.evals)) {
     let sum = 0;
     let count = 0;
@@ -59,7 +69,7 @@ export async function evaluateLm(m: AdaptedModel<LlamaInput, LmOutput>, trainabl
       if (o.evalWindows !== undefined && windows >= o.evalWindows) break;
       windows += b.batchSize;
       const n = b.batchSize * b.seqLen;
-      sum += ((await lossOf({ ids: ids(b.inputs, b.batchSize, b.seqLen) }, ids(b.targets, b.batchSize, b.seqLen)).data()) as Float32Array)[0] * n;
+      sum += ((await (await lossOf({ ids: ids(b.inputs, b.batchSize, b.seqLen) }, ids(b.targets, b.batchSize, b.seqLen))).data()) as Float32Array)[0] * n;
       count += n;
     }
     const loss = sum / count;
