@@ -3,7 +3,7 @@
  * modeling_llama / modeling_qwen2: RMSNorm, rotary embeddings (default and "llama3" scaling), grouped-query
  * attention, SwiGLU MLP, optional tied embeddings, Qwen2's q/k/v biases. Reading order follows the forward.
  */
-import { np, nn, type Arr } from "../engine/index.js";
+import { np, nn, contiguous, type Arr } from "../engine/index.js";
 import type { ModuleInfo } from "../methods/adapter.js";
 import { ShapeError } from "../errors.js";
 import type { ModelDef, Weights, LayerFn, WeightSpec } from "./model.js";
@@ -149,15 +149,6 @@ function attention(c: LlamaConfig, w: Weights, layer: LayerFn, i: number, h: Arr
   const heads4 = np.matmul(probs.reshape([B, Hkv, group * T, S]), v).reshape([B, H, T, hd]);
   const ctx = contiguous(heads4.transpose([0, 2, 1, 3]).reshape([B, T, H * hd])); // [B, T, H·hd]
   return layer(`${p}.o_proj`, ctx);
-}
-
-/**
- * The same values in a fresh row-major buffer. Eager jax-js evaluates a matmul whose operand is a transposed and
- * reshaped view through per-element index arithmetic, ~25× slower than on a plain buffer (o_proj at
- * SmolLM2-135M's size: 230 ms vs 8 ms); one elementwise pass (0.1 ms) writes it out. Identity for the math.
- */
-function contiguous(x: Arr): Arr {
-  return x.mul(1);
 }
 
 function mlpBlock(w: Weights, layer: LayerFn, i: number, h: Arr): Arr {
