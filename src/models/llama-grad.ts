@@ -12,9 +12,10 @@
  * - compiled (the default): every decoder layer is seen under layer 0's names, so one jitted forward and one jitted
  *   "recompute the layer, then its vjp" serve all layers (compiled once per distinct layer structure). Only the
  *   layers' inputs are kept between the passes. SmolLM2-135M's shape, BOFT on q/v, B = 1, T = 256, 2 threads:
- *   7.9 s and 1.3 GB per step.
- * - eager: one vjp per layer, its closure kept until the backward pass (9.6 s and 2.7 GB there). Used when an
- *   adapter has dropout, whose masks are drawn on the host while tracing (a compiled layer would reuse them).
+ *   `boft train` takes 4.9 s and 1.6 GB per step.
+ * - eager: one vjp per layer, its closure kept until the backward pass (9.6 s and 2.7 GB per step there, measured
+ *   by bench/hf-135m.ts). Used when an adapter has dropout, whose masks are drawn on the host while tracing (a
+ *   compiled layer would reuse them).
  * Call it outside jit.
  */
 import { np, tree, vjp, jit, blockUntilReady, type Arr } from "../engine/index.js";
