@@ -1,27 +1,29 @@
-/** `boft train` runs from run.json: a deep Llama (≥ 12 layers) trains through the layer-by-layer backward. */
+/** `boft train` runs from run.json: a deep Llama (≥ 12 layers) trains and evaluates layer by layer. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as nodePath from "node:path";
 import { readRunConfig } from "../src/node/run-config.js";
-import { runTraining, LAYERWISE_FROM_LAYERS } from "../src/node/run.js";
+import { runTraining, evaluatePrepared, LAYERWISE_FROM_LAYERS, type Prepared } from "../src/node/run.js";
+
+const deepRun = (method: Record<string, unknown>, train: Record<string, unknown>) => ({
+  model: {
+    arch: "llama",
+    config: {
+      model_type: "llama", vocab_size: 97, hidden_size: 16, intermediate_size: 24, num_hidden_layers: LAYERWISE_FROM_LAYERS,
+      num_attention_heads: 2, num_key_value_heads: 1, head_dim: 8, rms_norm_eps: 1e-5, max_position_embeddings: 64,
+    },
+  },
+  data: { kind: "brown", train: ["humor"], eval: { val: ["humor"] }, seqLen: 16, batchSize: 2, evalWindows: 4 },
+  method,
+  train,
+  output: "out",
+});
 
 test("a 12-layer Llama trains with BOFT via layer-wise gradients; the adapter has PEFT's keys", async () => {
   const dir = fs.mkdtempSync(nodePath.join(os.tmpdir(), "boft-run-"));
-  const run = {
-    model: {
-      arch: "llama",
-      config: {
-        model_type: "llama", vocab_size: 97, hidden_size: 16, intermediate_size: 24, num_hidden_layers: LAYERWISE_FROM_LAYERS,
-        num_attention_heads: 2, num_key_value_heads: 1, head_dim: 8, rms_norm_eps: 1e-5, max_position_embeddings: 64,
-      },
-    },
-    data: { kind: "brown", train: ["humor"], eval: { val: ["humor"] }, seqLen: 16, batchSize: 2, evalWindows: 4 },
-    method: { peft_type: "BOFT", boft_block_size: 4, boft_n_butterfly_factor: 2 },
-    train: { steps: 6, lr: 0.02, seed: 0 },
-    output: "out",
-  };
+  const run = deepRun({ peft_type: "BOFT", boft_block_size: 4, boft_n_butterfly_factor: 2 }, { steps: 6, lr: 0.02, seed: 0 });
   fs.writeFileSync(nodePath.join(dir, "run.json"), JSON.stringify(run));
   const losses: number[] = [];
   const r = await runTraining(readRunConfig(nodePath.join(dir, "run.json")), { onEvent: (e) => e.kind === "step" && losses.push(e.loss) });
@@ -31,5 +33,19 @@ test("a 12-layer Llama trains with BOFT via layer-wise gradients; the adapter ha
   const config = JSON.parse(fs.readFileSync(nodePath.join(r.adapterDir, "adapter_config.json"), "utf8")) as { target_modules: string[]; task_type: string };
   assert.deepEqual(config.target_modules, ["q_proj", "v_proj"]); // null in run.json: saved resolved, as PEFT does
   assert.equal(config.task_type, "CAUSAL_LM");
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test("a 12-layer Llama finetuned in full takes the whole-model step; its layer-wise evaluation sees the trained weights", async () => {
+  const dir = fs.mkdtempSync(nodePath.join(os.tmpdir(), "boft-run-"));
+  fs.writeFileSync(nodePath.join(dir, "run.json"), JSON.stringify(deepRun({ peft_type: "FULL" }, { steps: 3, lr: 0.01, seed: 0, evalEvery: 3 })));
+  const evals: number[] = [];
+  const r = await runTraining(readRunConfig(nodePath.join(dir, "run.json")), { onEvent: (e) => e.kind === "eval" && evals.push(e.loss) });
+  assert.equal(evals.length, 1); // during training: layer by layer, trained tensors (embedding included) passed apart
+  const p = r.prepared as Prepared & { kind: "lm" };
+  assert.ok(p.taskOptions.layerwise, "deep models evaluate layer by layer");
+  // The same weights, now in place, evaluated by one compiled forward of the whole model.
+  const whole = await evaluatePrepared({ ...p, model: r.model, taskOptions: { ...p.taskOptions, layerwise: undefined } } as Prepared, null);
+  assert.ok(Math.abs(whole[0].loss - evals[0]) < 1e-5 * evals[0], `layer-wise ${evals[0]} vs whole ${whole[0].loss}`);
   fs.rmSync(dir, { recursive: true, force: true });
 });

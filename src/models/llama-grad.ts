@@ -98,7 +98,8 @@ export async function layerwiseLoss(m: LlamaModel, c: LlamaConfig, t: Trainable 
   const trainables: Trainable = t ?? { adapter: {}, extras: {} };
   const plan: AdapterPlan | null = base.active ? base.adapters[base.active].plan : null;
   const steps = compiledSteps(base, c, trainables, plan, {}, false);
-  let h = np.take(m.weights["model.embed_tokens.weight"].ref, ids, 0); // [B, T, d]
+  const embed = trainables.extras["model.embed_tokens.weight"] ?? m.weights["model.embed_tokens.weight"]; // trained when finetuned in full
+  let h = np.take(embed.ref, ids, 0); // [B, T, d]
   for (let i = 0; i < c.numHiddenLayers; i++) h = await steps.forward(i, h);
   const head = piece(base, plan, {}, inHead, (w, lf, x) => loss(lmHead(c, w, lf, x)));
   const value = head(pick(trainables.adapter, inHead), pick(trainables.extras, inHead), h);

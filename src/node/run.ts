@@ -150,6 +150,8 @@ export const LAYERWISE_FROM_LAYERS = 12;
 
 function deepModelGradients(p: Prepared) {
   if (p.kind !== "lm" || p.config.numHiddenLayers < LAYERWISE_FROM_LAYERS) return undefined;
+  // Full finetuning trains the embedding, which the layer-by-layer backward does not: whole-model step.
+  if (!p.model.active) return undefined;
   const { model, config } = p;
   return (t: Trainable, input: LlamaInput, target: Arr, random: () => number): Promise<[Arr, Trainable]> =>
     layerwiseValueAndGrad(model, config, t, input.ids, (logits) => crossEntropy(logits, target), { training: true, random });
