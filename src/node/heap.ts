@@ -6,7 +6,7 @@
  * is the same with and without), so the default is the whole 4 GiB a 32-bit wasm heap can address.
  *
  * Like the thread shim, this must run before jax-js is evaluated (it builds its memory at import); the engine sets
- * `globalThis[Symbol.for("boft.engine.loaded")]`, and a late call throws.
+ * `globalThis[Symbol.for("boft.engine.loaded")]`, and a first call after that throws (later calls are no-ops).
  */
 const ENGINE_LOADED = Symbol.for("boft.engine.loaded");
 const PAGE = 65536;
