@@ -24,6 +24,7 @@ import { loadavg, tmpdir } from "node:os";
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
 import { presizeHeap } from "../src/node/heap.js";
+import { median } from "../src/train/metrics.js";
 import { installThreads } from "../src/node/threads.js";
 
 const defaults = {
@@ -100,13 +101,13 @@ function filler(seed: number): (n: number, std: number) => Float32Array {
 async function child(kind: string, batch: number, T: number, o: Options): Promise<Result> {
   installThreads();
   presizeHeap(o.heapGiB);
-  const { np, nn, fromHost, toHost, tree } = await import("../src/engine/index.js");
+  const { np, fromHost, toHost, tree } = await import("../src/engine/index.js");
   const { llama } = await import("../src/models/llama.js");
   const { adaptedModel, addAdapter, forward, trainableOf } = await import("../src/models/adapted.js");
   const { generate } = await import("../src/models/generate.js");
   const { boftConfig } = await import("../src/methods/boft/config.js");
   const { rng } = await import("../src/data/rng.js");
-  const { train, trainDefaults } = await import("../src/train/trainer.js");
+  const { train, trainDefaults, crossEntropy } = await import("../src/train/trainer.js");
   const { adamw, clipByGlobalNorm } = await import("../src/train/optim.js");
   const { layerwiseValueAndGrad } = await import("../src/models/llama-grad.js");
   type Arr = ReturnType<typeof fromHost>;
@@ -152,16 +153,6 @@ async function child(kind: string, batch: number, T: number, o: Options): Promis
     const method = { kind: "BOFT" as const, config: boftConfig({ blockSize: o.blockSize, nButterflyFactor: o.nFactors, targetModules: null }) };
     const m = addAdapter(base, "default", method, { rng: rng(1) });
     const trainable = Object.values(m.adapters.default.params).reduce((s, p) => s + tree.leaves(p as never).reduce((t: number, a) => t + (a as { size: number }).size, 0), 0);
-    // Mean cross-entropy with the one-hot built by comparison. jax-js 0.1.25's nn.oneHot is eye(C)[labels], whose
-    // lazy index arithmetic overflows int32 once label·C ≥ 2^31 (labels ≥ 43691 here: the row comes back all ones),
-    // and which jit materialises as a C×C matrix (9.7 GB for C = 49152).
-    const crossEntropyLarge = (logits: Arr, labels: Arr) => {
-      const C = logits.shape[logits.shape.length - 1];
-      const N = logits.size / C;
-      const logProbs = nn.logSoftmax(logits.reshape([N, C]), -1);
-      const onehot = np.equal(labels.reshape([N, 1]), np.arange(C, undefined, undefined, { dtype: np.int32 }).reshape([1, C])).astype(logProbs.dtype);
-      return logProbs.mul(onehot).sum().mul(-1 / N);
-    };
     const batchOf = () => {
       const x = ids(batch, T + 1);
       return { input: x.ref.slice([], [0, T]), target: x.slice([], [1, T + 1]) };
@@ -178,7 +169,7 @@ async function child(kind: string, batch: number, T: number, o: Options): Promis
         const t0 = performance.now();
         const c0 = cpu();
         const b = batchOf();
-        const [loss, g] = await layerwiseValueAndGrad(m, SMOLLM2_135M, tree.ref(t), b.input, (logits) => crossEntropyLarge(logits, b.target), { training: true });
+        const [loss, g] = await layerwiseValueAndGrad(m, SMOLLM2_135M, tree.ref(t), b.input, (logits) => crossEntropy(logits, b.target), { training: true });
         const [clipped, norm] = clipByGlobalNorm(g as never, 1);
         norm.dispose();
         const [t2, s2] = opt.update(clipped as never, state as never, t as never);
@@ -197,7 +188,7 @@ async function child(kind: string, batch: number, T: number, o: Options): Promis
           const b = batchOf();
           return { input: { ids: b.input }, target: b.target, items: batch * T };
         },
-        loss: (out: { logits: Arr }, y: Arr) => crossEntropyLarge(out.logits, y),
+        loss: (out: { logits: Arr }, y: Arr) => crossEntropy(out.logits, y),
       };
       let last = 0;
       let lastCpu = cpu();
@@ -251,10 +242,6 @@ function cpu(): number {
   return (u.user + u.system) / 1e6;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
 
 /**
  * `boft train` itself on a folder of that shape: a random bf16 checkpoint in the Hugging Face layout (written once to

@@ -13,6 +13,7 @@ import * as fs from "node:fs";
 import * as nodePath from "node:path";
 import { installThreads, threadCount, shutdownThreads } from "../src/node/threads.js";
 import { presizeHeap } from "../src/node/heap.js";
+import { median } from "../src/train/metrics.js";
 
 const args = process.argv.slice(2);
 const asJson = args.includes("--json");
@@ -29,10 +30,6 @@ type Arr = import("../src/engine/index.js").Arr;
 
 const root = nodePath.resolve(nodePath.dirname(new URL(import.meta.url).pathname), "../..");
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
 
 function randn(shape: number[], scale: number, seed: number): Arr {
   let s = seed >>> 0;

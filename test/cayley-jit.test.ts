@@ -20,6 +20,7 @@ function skew(B: number, b: number, scale: number, seed: number, dtype: "float32
 function maxAbsDiff(a: Arr, b: Arr): number {
   const x = a.dataSync();
   const y = b.dataSync();
+  assert.equal(x.length, y.length);
   let m = 0;
   for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i] - y[i]));
   return m;

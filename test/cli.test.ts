@@ -225,7 +225,7 @@ describe("boft inspect (CLI)", () => {
     // n = 16, out = 24, b = 4, m = 2: stored 2·16·4 + 24 = 152, effective ½·3·16·2 + 24 = 72, per layer.
     assert.deepEqual(r.layers.map((l) => [l.module, l.n, l.count.stored, l.count.effective]), [[UP, 16, 152, 72], [DOWN, 16, 152, 72]]);
     assert.deepEqual(r.totals, { stored: 304, effective: 144, extras: 0 });
-    for (const l of r.layers) assert.ok(l.orthogonalityError! < 1e-12, `max|QQᵀ−I| = ${l.orthogonalityError}`);
+    for (const l of r.layers) assert.ok(typeof l.orthogonalityError === "number" && l.orthogonalityError < 1e-12, `max|QQᵀ−I| = ${l.orthogonalityError}`);
     const text = boft("inspect", at("boft"));
     assert.equal(text.status, 0);
     assert.match(text.stdout, /BOFT adapter/);
@@ -237,7 +237,7 @@ describe("boft inspect (CLI)", () => {
     // r = 4 blocks of b = 4: 4·6 = 24 per layer.
     assert.deepEqual(r.layers.map((l) => [l.n, l.count.stored, l.count.effective]), [[16, 24, 24], [16, 24, 24]]);
     assert.deepEqual(r.totals, { stored: 48, effective: 48, extras: 0 });
-    for (const l of r.layers) assert.ok(l.orthogonalityError! < 1e-12, `max|QQᵀ−I| = ${l.orthogonalityError}`);
+    for (const l of r.layers) assert.ok(typeof l.orthogonalityError === "number" && l.orthogonalityError < 1e-12, `max|QQᵀ−I| = ${l.orthogonalityError}`);
   });
 
   it("LoRA: r·(n + out) per layer, no orthogonality", () => {

@@ -6,7 +6,7 @@
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
 import { saveSafetensors } from "../src/node/safetensors-file.js";
-import { decode, encode, dtypeSize, type StDType } from "../src/formats/dtype.js";
+import { roundTo, dtypeSize, type StDType } from "../src/formats/dtype.js";
 import type { RefConfig, RefWeights } from "./reference/llama-ref.js";
 import { normalSampler } from "./helpers.js";
 
@@ -207,11 +207,6 @@ export function tinyStateDict(s: TinySpec): { name: string; shape: number[]; dat
   return out;
 }
 
-/** The values a file of `dtype` holds for `data` (bf16 / f16 round once, to nearest even). */
-export function storedValues(dtype: StDType, data: Float32Array): Float64Array {
-  return Float64Array.from(decode(dtype, encode(dtype, data)));
-}
-
 /** Writes model.safetensors, or two shards plus model.safetensors.index.json, as save_pretrained does. */
 export function writeWeights(dir: string, tensors: { name: string; shape: number[]; data: Float32Array | Float64Array }[], dtype: StDType, sharded: boolean): void {
   const specs = tensors.map((t) => ({ ...t, dtype }));
@@ -244,6 +239,6 @@ export function writeTinyModel(dir: string, s: TinySpec): { ref: RefConfig; weig
   fs.writeFileSync(nodePath.join(dir, "tokenizer_config.json"), JSON.stringify(tok.config, null, 2));
   const state = tinyStateDict(s);
   writeWeights(dir, state, s.dtype, s.sharded);
-  const weights: RefWeights = new Map(state.map((t) => [t.name, { shape: t.shape, data: storedValues(s.dtype, t.data) }]));
+  const weights: RefWeights = new Map(state.map((t) => [t.name, { shape: t.shape, data: Float64Array.from(roundTo(s.dtype, t.data)) }]));
   return { ref: refConfigOf(s), weights };
 }

@@ -28,7 +28,7 @@ import { loadAdapter, saveModelAdapter } from "../src/node/model-adapter.js";
 import { openAdapter } from "../src/node/adapter-files.js";
 import { mergeCheckpoint } from "../src/node/merge-checkpoint.js";
 import { openCheckpoint, saveSafetensors } from "../src/node/safetensors-file.js";
-import { adaptedModel, addAdapter, forward, forwardWith, trainableOf, withTrained, mergeAndUnload, type Trainable } from "../src/models/adapted.js";
+import { adaptedModel, addAdapter, forward, forwardWith, gaussian, trainableOf, withTrained, mergeAndUnload, type Trainable } from "../src/models/adapted.js";
 import { layerwiseValueAndGrad, layerwiseLoss } from "../src/models/llama-grad.js";
 import { ropeInvFreq, emptyKvCache, type KvCache, type LlamaInput } from "../src/models/llama.js";
 import { generate, sampleToken, type CausalLm } from "../src/models/generate.js";
@@ -425,7 +425,7 @@ describe("a PEFT-written BOFT adapter", () => {
     };
     fs.writeFileSync(nodePath.join(adapterDir, "adapter_config.json"), JSON.stringify(peftConfig, null, 2));
     const r = rng(11);
-    const normal = () => Math.sqrt(-2 * Math.log(1 - r.nextFloat())) * Math.cos(2 * Math.PI * r.nextFloat());
+    const normal = () => gaussian(r);
     const tensors = [];
     for (let i = 0; i < TINY.layers; i++) {
       for (const p of ["q_proj", "v_proj"]) {

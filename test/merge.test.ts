@@ -84,7 +84,8 @@ function assertMerged(name: string, dtype: StDType, got: Float64Array, want: Flo
     steps += d;
   }
   assert.equal(far, 0, `${name} (${dtype}): ${far} elements more than one rounding step from the float64 result`);
-  assert.ok(steps < a.length / 4, `${name} (${dtype}): ${steps} one-step differences in ${a.length} elements`);
+  // Float32 arithmetic against float64 rarely lands on the other side of a bf16/f16 rounding boundary.
+  assert.ok(steps <= Math.max(2, a.length / 100), `${name} (${dtype}): ${steps} one-step differences in ${a.length} elements`);
 }
 
 // ---- cases -----------------------------------------------------------------------------------

@@ -80,6 +80,7 @@ function plainPerSeed(p: Arr, qs: Float64Array[], n: number): Arr {
 function close(a: Arr, b: Arr, tol: number, what: string): void {
   const x = a.dataSync();
   const y = b.dataSync();
+  assert.equal(x.length, y.length, `${what}: sizes`);
   let scale = 0;
   let err = 0;
   for (let i = 0; i < x.length; i++) {

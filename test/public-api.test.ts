@@ -5,7 +5,10 @@ import * as boft from "../src/index.js";
 import { loadCase, ref, type RefTensor } from "./helpers.js";
 
 const host = (t: RefTensor): boft.HostTensor => ({ dtype: "float64", shape: t.shape, data: Float64Array.from(t.data) });
-const maxDiff = (a: boft.HostTensor, b: RefTensor) => Array.from(a.data).reduce((m, v, i) => Math.max(m, Math.abs(v - b.data[i])), 0);
+const maxDiff = (a: boft.HostTensor, b: RefTensor) => {
+  assert.deepEqual(a.shape, b.shape);
+  return Array.from(a.data).reduce((m, v, i) => Math.max(m, Math.abs(v - b.data[i])), 0);
+};
 
 test("mergeWeight and boftRotation reproduce PEFT's merged weight and rotation (float64)", () => {
   const c = loadCase("boft_lin_in32_out24_b8_m2_bias");

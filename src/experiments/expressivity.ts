@@ -26,6 +26,7 @@ import { checkButterflyShape, cayley, cayleyJit, inverseNoPivot, skewFromFull, r
 import { boftCount } from "../methods/param-count.js";
 import { adamw, type AdamWState } from "../train/optim.js";
 import { lrAt } from "../train/schedule.js";
+import { median } from "../train/metrics.js";
 import { randomRotation } from "./random-rotation.js";
 
 /** One BOFT(m, b) configuration, in the paper's notation. */
@@ -400,9 +401,4 @@ function std(xs: number[]): number {
   return Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1));
 }
 
-function median(xs: number[]): number {
-  if (xs.length === 0) return Number.NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const h = Math.floor(s.length / 2);
-  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
-}
+
