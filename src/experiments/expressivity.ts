@@ -22,7 +22,7 @@
  */
 import { np, jit, valueAndGrad, tree, type Arr } from "../engine/index.js";
 import { ConfigError } from "../errors.js";
-import { checkButterflyShape, cayley, cayleyJit, inverseNoPivot, skewFromFull, rotateRows } from "../math/index.js";
+import { checkButterflyShape, cayley, cayleyJit, inverseNoPivot, orthogonalityError, skewFromFull, rotateRows } from "../math/index.js";
 import { boftCount } from "../methods/param-count.js";
 import { adamw, type AdamWState } from "../train/optim.js";
 import { lrAt } from "../train/schedule.js";
@@ -375,10 +375,7 @@ function chunkTargets(n: number, qs: Float64Array[], s: number): { diag: Float32
 
 /** max |C·Cᵀ − I| over the Cayley blocks of p, as a [1] array. Consumes p. */
 function blockOrthogonality(p: Arr, leaf: number): Arr {
-  const b = p.shape[p.shape.length - 1];
-  const c = cayleyJit(skewFromFull(p), { leaf });
-  const gram = np.matmul(c.ref, np.matrixTranspose(c));
-  return np.abs(gram.sub(np.eye(b))).max().reshape([1]);
+  return orthogonalityError(cayleyJit(skewFromFull(p), { leaf })).reshape([1]);
 }
 
 /** √ of each squared error (clamped at 0 against rounding). */

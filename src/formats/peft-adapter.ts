@@ -59,7 +59,9 @@ export interface AdapterKeyGroups {
 export function groupAdapterKeys(kind: MethodKind, keys: Iterable<string>, source: string): AdapterKeyGroups {
   const groups: AdapterKeyGroups = { layers: new Map(), extras: [], ignored: [] };
   const all = [...keys];
-  if (kind === "OFT" && all.some((k) => k.includes(".oft_r."))) {
+  // PEFT ≤ 0.15.2 saved OFT as ParameterDicts: file keys end in ".oft_r" (".oft_r.<adapter>" once PEFT has inserted
+  // the adapter name, which is what PEFT itself tests).
+  if (kind === "OFT" && all.some((k) => /\.oft_r(\.|$)/.test(k))) {
     throw new FormatError(
       `${source}: Trying to load old OFT checkpoint, which is no longer supported. Please install PEFT <= v0.15.2 to load it or train a new OFT adapter.`,
     );

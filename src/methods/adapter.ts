@@ -156,6 +156,14 @@ export function initAdapter(plan: AdapterPlan, o: InitOptions): AdapterParams {
   return out;
 }
 
+/**
+ * Whether any layer of the plan has dropout. Its masks are drawn on the host (ApplyOptions.random) while tracing, so
+ * such an adapter must not run compiled: a compiled step would replay the first masks.
+ */
+export function planUsesDropout(plan: AdapterPlan | null): boolean {
+  return (plan?.layers ?? []).some((l) => "dropout" in l && l.dropout > 0);
+}
+
 export interface ApplyOptions {
   training?: boolean;
   /** Uniform [0,1) source for dropout (BOFT's block dropout, LoRA's input dropout). */

@@ -20,7 +20,7 @@
  */
 import { np, tree, vjp, jit, blockUntilReady, type Arr } from "../engine/index.js";
 import { ConfigError } from "../errors.js";
-import type { AdapterParams, AdapterPlan, ApplyOptions } from "../methods/adapter.js";
+import { type AdapterParams, type AdapterPlan, type ApplyOptions, planUsesDropout } from "../methods/adapter.js";
 import { type AdaptedModel, type Trainable, layerFn } from "./adapted.js";
 import { type LlamaConfig, type LlamaInput, type KvCache, decoderLayer, lmHead } from "./llama.js";
 import type { Weights } from "./model.js";
@@ -62,7 +62,7 @@ export async function layerwiseValueAndGrad(
     tree.dispose([t, ids] as never);
     throw new ConfigError("layerwiseValueAndGrad: training model.embed_tokens.weight is not supported layer by layer; use the trainer's full-model step");
   }
-  const steps = (o.compiled ?? true) && !usesDropout(plan) ? compiledSteps(m, c, t, plan, o) : eagerSteps(m, c, t, plan, o);
+  const steps = (o.compiled ?? true) && !planUsesDropout(plan) ? compiledSteps(m, c, t, plan, o) : eagerSteps(m, c, t, plan, o);
   const L = c.numHiddenLayers;
   let h = np.take(m.weights["model.embed_tokens.weight"].ref, ids, 0); // [B, T, d]
   for (let i = 0; i < L; i++) h = await steps.forward(i, h);
@@ -139,10 +139,6 @@ function eagerSteps(m: LlamaModel, c: LlamaConfig, t: Trainable, plan: AdapterPl
       return grads;
     },
   };
-}
-
-function usesDropout(plan: AdapterPlan | null): boolean {
-  return (plan?.layers ?? []).some((l) => "dropout" in l && l.dropout > 0);
 }
 
 const LAYER0 = layerPrefix(0);

@@ -42,14 +42,6 @@ export function openAdapter(path: string): OpenAdapter {
   }
   const reader = new SafetensorsReader(weights);
   try {
-    // PEFT ≤ 0.15.2 saved OFT as ParameterDicts: file keys end in ".oft_r" / ".oft_s". PEFT tests ".oft_r." only after
-    // inserting the adapter name (".oft_r.default"), so on file keys the test is "ends in .oft_r"; groupAdapterKeys
-    // looks for ".oft_r." and misses them (they would fall through as extra tensors with a confusing message).
-    if (config.kind === "OFT" && reader.names().some((k) => k.endsWith(".oft_r"))) {
-      throw new FormatError(
-        `${weights}: Trying to load old OFT checkpoint, which is no longer supported. Please install PEFT <= v0.15.2 to load it or train a new OFT adapter.`,
-      );
-    }
     const groups = groupAdapterKeys(config.kind, reader.names(), weights);
     return { dir, config, reader, groups, close: () => reader.close() };
   } catch (e) {

@@ -16,7 +16,7 @@ import { parseHfConfig } from "../formats/hf-config.js";
 import { layerParamShapes } from "../methods/adapter.js";
 import type { AdapterMethod } from "../methods/method.js";
 import { defaultTargetModules } from "../methods/targets.js";
-import { llama, type LlamaInput, type KvCache, type LlamaConfig } from "../models/llama.js";
+import { llama, type LlamaInput, type KvCache } from "../models/llama.js";
 import { layerwiseValueAndGrad } from "../models/llama-grad.js";
 import { mlp } from "../models/mlp.js";
 import { cnn } from "../models/cnn.js";
@@ -39,7 +39,7 @@ type LmOut = { logits: Arr; cache?: KvCache };
 
 /** A model and task ready to train, of either kind. */
 export type Prepared =
-  | { kind: "lm"; model: AdaptedModel<LlamaInput, LmOut>; task: Task<LlamaInput, LmOut, Arr>; taskOptions: LmTaskOptions; baseName: string | null; config: LlamaConfig }
+  | { kind: "lm"; model: AdaptedModel<LlamaInput, LmOut>; task: Task<LlamaInput, LmOut, Arr>; taskOptions: LmTaskOptions; baseName: string | null }
   | { kind: "classify"; model: AdaptedModel<Arr, Arr>; task: Task<Arr, Arr, Arr>; taskOptions: ClassifyTaskOptions; baseName: string | null };
 
 function loadWeightsFile(file: string, def: ModelDef<unknown, unknown>): Weights {
@@ -130,7 +130,7 @@ export async function prepareRun(cfg: RunConfig): Promise<Prepared> {
       taskOptions = { train, evals: { val }, batchSize: d.batchSize, seqLen: d.seqLen, evalWindows: d.evalWindows ?? 16 };
     } else throw new ConfigError(`a language model trains on "brown" or "text" data, not "${d.kind}"`);
     if (built.config.numHiddenLayers >= LAYERWISE_FROM_LAYERS) taskOptions.layerwise = built.config;
-    return { kind: "lm", model, task: lmTask(taskOptions), taskOptions, baseName: built.baseName, config: built.config };
+    return { kind: "lm", model, task: lmTask(taskOptions), taskOptions, baseName: built.baseName };
   }
   if (d.kind !== "mnist") throw new ConfigError(`an ${cfg.model && "arch" in cfg.model ? cfg.model.arch : ""} model trains on "mnist" data`);
   const model = withAdapter(adaptedModel(built.def, built.weights));
@@ -149,10 +149,11 @@ export async function prepareRun(cfg: RunConfig): Promise<Prepared> {
 export const LAYERWISE_FROM_LAYERS = 12;
 
 function deepModelGradients(p: Prepared) {
-  if (p.kind !== "lm" || p.config.numHiddenLayers < LAYERWISE_FROM_LAYERS) return undefined;
-  // Full finetuning trains the embedding, which the layer-by-layer backward does not: whole-model step.
-  if (!p.model.active) return undefined;
-  const { model, config } = p;
+  // Deep models evaluate layer by layer (taskOptions.layerwise) and train so too, except in full finetuning, which
+  // trains the embedding; the layer-by-layer backward does not: whole-model step.
+  const config = p.kind === "lm" ? p.taskOptions.layerwise : undefined;
+  if (p.kind !== "lm" || !config || !p.model.active) return undefined;
+  const { model } = p;
   return (t: Trainable, input: LlamaInput, target: Arr, random: () => number): Promise<[Arr, Trainable]> =>
     layerwiseValueAndGrad(model, config, t, input.ids, (logits) => crossEntropy(logits, target), { training: true, random });
 }

@@ -11,7 +11,7 @@ import { ConfigError } from "../errors.js";
 import { type Rng, type RngState, rng, rngFromState } from "../data/rng.js";
 import { type AdaptedModel, type Trainable, forwardWith, trainableOf } from "../models/adapted.js";
 import type { Weights } from "../models/model.js";
-import { projectLayerParams } from "../methods/adapter.js";
+import { projectLayerParams, planUsesDropout } from "../methods/adapter.js";
 import { adamw, clipByGlobalNorm, adamwStateToHostAsync, adamwStateFromHost, type AdamWState, type AdamWHostState } from "./optim.js";
 import { lrAt } from "./schedule.js";
 import { type HostTree, type Tree, treeToHostAsync, treeFromHost } from "./host-tree.js";
@@ -138,10 +138,7 @@ export async function* trainIter<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O
     dropout = rng(c.seed + 1);
   }
 
-  const usesDropout = m.active !== null && (() => {
-    const c = m.adapters[m.active].method;
-    return c.kind === "BOFT" ? c.config.dropout > 0 : c.kind === "LORA" ? c.config.loraDropout > 0 : false;
-  })();
+  const usesDropout = planUsesDropout(m.active ? m.adapters[m.active].plan : null);
   const random = () => dropout.nextFloat();
   const custom = o.gradients;
   const gradients = custom
