@@ -155,15 +155,17 @@ export function trainableOf<I, O>(m: AdaptedModel<I, O>, name = m.active): Train
 
 /**
  * Forward with the active adapter (or the base alone when disabled), given the trainable part separately so
- * it can be differentiated. Consumes `trainable` and `input`; borrows the model's weights.
+ * it can be differentiated. Consumes `trainable` and `input`; borrows the model's weights. `blocks`: the
+ * adapter's rotations already computed from the same parameters (adapterBlocks; borrowed), for callers that
+ * run many forwards with fixed parameters.
  */
-export function forwardWith<I, O>(m: AdaptedModel<I, O>, trainable: Trainable | null, input: I, o: ApplyOptions = {}): O {
+export function forwardWith<I, O>(m: AdaptedModel<I, O>, trainable: Trainable | null, input: I, o: ApplyOptions = {}, blocks?: Map<string, Arr>): O {
   const def = m.def as ModelDef<unknown, unknown>;
   const w: Weights = trainable ? { ...m.weights, ...trainable.extras } : m.weights;
   const plan = m.active ? m.adapters[m.active].plan : null;
-  const adapter = trainable && plan ? { plan, params: trainable.adapter, blocks: adapterBlocks(plan, trainable.adapter) } : null;
+  const adapter = trainable && plan ? { plan, params: trainable.adapter, blocks: blocks ?? adapterBlocks(plan, trainable.adapter) } : null;
   const out = m.def.apply(w, layerFn(def, w, adapter, o), input);
-  if (adapter) for (const q of adapter.blocks.values()) q.dispose();
+  if (adapter && !blocks) for (const q of adapter.blocks.values()) q.dispose();
   if (trainable) tree.dispose(trainable);
   return out;
 }

@@ -9,7 +9,8 @@
 import { np, toHost, tree, type Arr } from "../engine/index.js";
 import { ConfigError } from "../errors.js";
 import { type Rng, rng } from "../data/rng.js";
-import { type AdaptedModel, forward } from "./adapted.js";
+import { type AdaptedModel, forwardWith, trainableOf } from "./adapted.js";
+import { adapterBlocks } from "../methods/adapter.js";
 import { type LlamaInput, type KvCache, emptyKvCache } from "./llama.js";
 
 export type CausalLm = AdaptedModel<LlamaInput, { logits: Arr; cache?: KvCache }>;
@@ -99,10 +100,13 @@ export function* generateIter(m: CausalLm, promptIds: readonly number[], o: Gene
   const out: number[] = [];
   let cache = emptyKvCache();
   let next: readonly number[] = promptIds;
+  // The adapter's rotations depend only on its parameters: computed once here, not once per token.
+  const trained = m.active ? trainableOf(m) : null;
+  const blocks = trained ? adapterBlocks(m.adapters[m.active!].plan, trained.adapter) : undefined;
   try {
     while (out.length < o.maxNewTokens) {
       const ids = np.array(Int32Array.from(next), { dtype: np.int32 }).reshape([1, next.length]);
-      const res = forward(m, { ids, cache, lastOnly: true, flush: true });
+      const res = forwardWith(m, trained ? tree.ref(trained) : null, { ids, cache, lastOnly: true, flush: true }, {}, blocks);
       disposeCache(cache);
       cache = res.cache!;
       const logits = toHost(res.logits).data; // [1, 1, V]: the one sync point per token
@@ -114,6 +118,8 @@ export function* generateIter(m: CausalLm, promptIds: readonly number[], o: Gene
     }
   } finally {
     disposeCache(cache);
+    if (blocks) for (const q of blocks.values()) q.dispose();
+    if (trained) tree.dispose(trained);
   }
   return out;
 }
