@@ -12,11 +12,11 @@ import { type LoraConfig, loraScaling } from "./lora/config.js";
 import type { AdapterMethod } from "./method.js";
 import { type TargetFields, matchesTarget, defaultTargetModules } from "./targets.js";
 import { type LinearWeights, type Conv2dGeometry, defaultConvGeometry, linear, conv2d } from "./base-layers.js";
-import { type BoftLayerShape, type BoftParams, boftInit, boftLinear, boftConv2d, boftMerge, boftUnmerge, boftParamShapes } from "./boft/layer.js";
-import { type OftLayerShape, type OftParams, oftInit, oftLinear, oftConv2d, oftMerge, oftUnmerge, oftParamShape, oftProjectParams } from "./oft/layer.js";
+import { type BoftLayerShape, type BoftParams, boftInit, boftLinear, boftConv2d, boftMerge, boftUnmerge, boftParamShapes, boftSkew } from "./boft/layer.js";
+import { type OftLayerShape, type OftParams, oftInit, oftLinear, oftConv2d, oftMerge, oftUnmerge, oftParamShape, oftProjectParams, oftSkew } from "./oft/layer.js";
 import { type LoraLayerShape, type LoraParams, loraInit, loraLinear, loraMerge, loraUnmerge, loraParamShapes } from "./lora/layer.js";
 import type { RotationSide } from "./side.js";
-import { skewFromFull, skewFromPacked, cayleyNeumann, coftStraightThrough } from "../math/index.js";
+import { cayleyNeumann } from "../math/index.js";
 import { cayleyJit } from "../math/cayley-jit.js";
 
 export type { AdapterMethod };
@@ -187,14 +187,10 @@ export function adapterBlocks(plan: AdapterPlan, params: AdapterParams): Map<str
     let terms: number | null = null;
     if (layer.method === "BOFT") {
       b = layer.shape.blockSize;
-      skew = skewFromFull((params[path] as BoftParams).boft_R.ref);
+      skew = boftSkew((params[path] as BoftParams).boft_R.ref);
     } else {
-      const s = layer.shape;
-      b = s.blockSize;
-      let v = (params[path] as OftParams).oft_R.weight.ref;
-      if (s.coft) v = coftStraightThrough(v, s.eps);
-      skew = skewFromPacked(v, b);
-      terms = s.useCayleyNeumann ? s.numCayleyNeumannTerms : null;
+      b = layer.shape.blockSize;
+      ({ skew, terms } = oftSkew(layer.shape, { oft_R: { weight: (params[path] as OftParams).oft_R.weight.ref } }));
     }
     const key = `${b}:${terms ?? "exact"}`;
     if (!groups.has(key)) groups.set(key, { b, terms, items: [] });

@@ -63,7 +63,12 @@ export function boftInit(s: BoftLayerShape, o: { initWeights: boolean; dtype?: F
 
 /** The orthogonal blocks Q [m, D, b, b] = Cayley(½(R−Rᵀ)). Consumes r. */
 export function boftBlocks(r: Arr): Arr {
-  return cayley(skewFromFull(r));
+  return cayley(boftSkew(r));
+}
+
+/** The skew blocks ½(R − Rᵀ) the rotation is the Cayley transform of. Consumes r. */
+export function boftSkew(r: Arr): Arr {
+  return skewFromFull(r);
 }
 
 function withDropout(q: Arr, o: BoftForwardOptions): Arr {

@@ -57,13 +57,21 @@ function checkParams(s: OftLayerShape, p: OftParams): void {
   }
 }
 
-/** The stored blocks' rotations, [r, b, b] (block_share: [1, b, b]), as PEFT's `_cayley_batch`. Consumes params. */
-export function oftBlocks(s: OftLayerShape, p: OftParams): Arr {
+/**
+ * The skew blocks of the stored parameters (COFT-projected when on), and which Cayley transform turns them into
+ * rotations: `terms` of PEFT's Neumann series, or null for the exact one. Consumes params.
+ */
+export function oftSkew(s: OftLayerShape, p: OftParams): { skew: Arr; terms: number | null } {
   checkParams(s, p);
   let v = p.oft_R.weight;
   if (s.coft) v = coftStraightThrough(v, s.eps);
-  const a = skewFromPacked(v, s.blockSize);
-  return s.useCayleyNeumann ? cayleyNeumann(a, s.numCayleyNeumannTerms) : cayley(a);
+  return { skew: skewFromPacked(v, s.blockSize), terms: s.useCayleyNeumann ? s.numCayleyNeumannTerms : null };
+}
+
+/** The stored blocks' rotations, [r, b, b] (block_share: [1, b, b]), as PEFT's `_cayley_batch`. Consumes params. */
+export function oftBlocks(s: OftLayerShape, p: OftParams): Arr {
+  const { skew, terms } = oftSkew(s, p);
+  return terms === null ? cayley(skew) : cayleyNeumann(skew, terms);
 }
 
 /** The block-diagonal as one butterfly factor [1, r, b, b] (block_share repeats the one block). Consumes q. */
