@@ -19,6 +19,7 @@ import type { AdapterMethod } from "./method.js";
 import { resolveBoftShape } from "./boft/config.js";
 import { resolveOftShape } from "./oft/config.js";
 import { type TargetFields, matchesTarget, defaultTargetModules } from "./targets.js";
+import { boftCount, oftCount, loraCount } from "./param-count.js";
 
 /** One adaptable module of a model: a Linear (in → out) or a Conv2d (in channels → out channels, kernel). */
 export type ModuleShape = {
@@ -101,23 +102,18 @@ export function planModule(method: AdapterMethod, m: ModuleShape): PlannedModule
         ...base,
         shape: `m=${k} D=${D} b=${b}`,
         tensors: { boft_R: [k, D, b, b], boft_s: m.kind === "linear" ? [out, 1] : [1, out] },
-        stored: k * n * b + out,
-        effective: ((b - 1) * n * k) / 2 + out,
-        span: Math.min(n, b * 2 ** (k - 1)),
+        ...boftCount({ n, out, blockSize: b, nFactors: k }),
       };
     }
     case "OFT": {
       const c = method.config;
       const { r, blockSize: b, warnings } = resolveOftShape(c, n);
-      const stored = (c.blockShare ? 1 : r) * ((b * (b - 1)) / 2);
       return {
         ...base,
         warnings,
         shape: `r=${r} b=${b}${c.blockShare ? " shared" : ""}`,
         tensors: { "oft_R.weight": [c.blockShare ? 1 : r, (b * (b - 1)) / 2] },
-        stored,
-        effective: stored,
-        span: b,
+        ...oftCount({ r, blockSize: b, blockShare: c.blockShare }),
       };
     }
     case "LORA": {
@@ -127,9 +123,7 @@ export function planModule(method: AdapterMethod, m: ModuleShape): PlannedModule
         ...base,
         shape: `r=${r}`,
         tensors: { "lora_A.weight": [r, n], "lora_B.weight": [out, r] },
-        stored: r * (n + out),
-        effective: r * (n + out),
-        span: n,
+        ...loraCount({ n, out, r }),
       };
     }
   }
