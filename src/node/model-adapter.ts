@@ -12,7 +12,7 @@ import { rng } from "../data/rng.js";
 import type { AdapterConfigExtra, ParsedAdapterConfig } from "../formats/peft-config.js";
 import { adapterKey, baseKeyOfExtra, extraKey } from "../formats/peft-adapter.js";
 import { type AdapterMethod, type AdapterParams, type LayerParams, layerParamShapes, nestLayerParams } from "../methods/adapter.js";
-import { defaultTargetModules } from "../methods/targets.js";
+import { withDefaultTargets } from "../methods/method.js";
 import { type AdaptedModel, addAdapter } from "../models/adapted.js";
 import { type AdapterTensor, openAdapter, saveAdapter } from "./adapter-files.js";
 
@@ -138,9 +138,6 @@ export function adapterTensors<I, O>(m: AdaptedModel<I, O>, name: string | null 
 export function saveModelAdapter<I, O>(m: AdaptedModel<I, O>, dir: string, extra: AdapterConfigExtra = {}, name: string | null = m.active): string[] {
   const tensors = adapterTensors(m, name);
   const method = m.adapters[name!].method;
-  // PEFT resolves target_modules=None to the architecture's defaults before saving (_prepare_adapter_config).
-  const resolved =
-    method.config.targetModules === null ? ({ ...method, config: { ...method.config, targetModules: defaultTargetModules(m.def.type) } } as AdapterMethod) : method;
-  saveAdapter(dir, resolved, tensors, extra);
+  saveAdapter(dir, withDefaultTargets(method, m.def.type), tensors, extra);
   return tensors.map((t) => t.key);
 }

@@ -14,8 +14,7 @@ import { encode as encodeChars, splitTokens } from "../data/text.js";
 import { rotateImages, invertImages, type LabelledImages } from "../data/vision.js";
 import { parseHfConfig } from "../formats/hf-config.js";
 import { layerParamShapes } from "../methods/adapter.js";
-import type { AdapterMethod } from "../methods/method.js";
-import { defaultTargetModules } from "../methods/targets.js";
+import { withDefaultTargets } from "../methods/method.js";
 import { llama, type LlamaInput, type KvCache } from "../models/llama.js";
 import { layerwiseValueAndGrad } from "../models/llama-grad.js";
 import { mlp } from "../models/mlp.js";
@@ -191,11 +190,7 @@ export async function runTraining(cfg: RunConfig, o: { resume?: boolean; onEvent
   const full = cfg.method === null;
   const fullKeys = Object.keys(model.weights);
   const extra = { baseModelNameOrPath: p.baseName, taskType: p.kind === "lm" ? "CAUSAL_LM" : null };
-  // PEFT saves target_modules resolved to the architecture's defaults when the config left them null.
-  const savedMethod: AdapterMethod | null =
-    cfg.method && cfg.method.config.targetModules === null
-      ? ({ ...cfg.method, config: { ...cfg.method.config, targetModules: defaultTargetModules(model.def.type) } } as AdapterMethod)
-      : cfg.method;
+  const savedMethod = cfg.method && withDefaultTargets(cfg.method, model.def.type);
   let resume;
   const metricsPath = nodePath.join(cfg.output, "metrics.jsonl");
   const events: TrainEvent[] = [];
