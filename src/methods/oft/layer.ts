@@ -107,7 +107,7 @@ export function oftLinear(s: OftLayerShape, p: OftParams, base: LinearWeights, x
     o.side && o.side !== "auto"
       ? o.side
       : chooseSide({ tokens: x.size / s.n, out: s.out, blockSize: s.blockSize, nFactors: 1, training: o.training ?? false });
-  if (side === "weight") return linear(x, { weight: rotateRows(base.weight, q, { transpose: true }), bias: base.bias });
+  if (side === "weight") return linear(x, { weight: rotatedWeight(s, q, base.weight), bias: base.bias });
   return linear(rotateRows(x, q), base);
 }
 
@@ -156,20 +156,21 @@ function foldPatchesAsPeft(p: Arr, shape: number[], kh: number, kw: number): Arr
 export function oftConv2d(s: OftLayerShape, p: OftParams, base: LinearWeights, x: Arr, g: Conv2dGeometry, o: OftForwardOptions = {}): Arr {
   const [kh, kw] = s.kernel ?? [base.weight.shape[2], base.weight.shape[3]];
   const q = asFactor(s, blocksOf(s, p, o));
-  if (kh * kw === 1) {
-    const wShape = base.weight.shape;
-    const merged = rotateRows(base.weight.reshape([s.out, s.n]), q, { transpose: true }).reshape(wShape);
-    return conv2d(x, { weight: merged, bias: base.bias }, g);
-  }
+  if (kh * kw === 1) return conv2d(x, { weight: rotatedWeight(s, q, base.weight), bias: base.bias }, g);
   const xShape = x.shape;
   const rotated = rotateRows(unfoldPatches(x, kh, kw), q);
   return conv2d(foldPatchesAsPeft(rotated, xShape, kh, kw), base, g);
 }
 
+/** W·Qᵀ for the factor q [1, r, b, b] (Conv2d weights flattened to [out, n] and back). Consumes q and weight. */
+function rotatedWeight(s: OftLayerShape, q: Arr, weight: Arr): Arr {
+  const wShape = weight.shape;
+  return rotateRows(weight.reshape([s.out, s.n]), q, { transpose: true }).reshape(wShape);
+}
+
 /** W ← W·BDᵀ (Conv2d weights flattened to [out, n]). Consumes params and weight. */
 export function oftMerge(s: OftLayerShape, p: OftParams, weight: Arr): Arr {
-  const wShape = weight.shape;
-  return rotateRows(weight.reshape([s.out, s.n]), asFactor(s, oftBlocks(s, p)), { transpose: true }).reshape(wShape);
+  return rotatedWeight(s, asFactor(s, oftBlocks(s, p)), weight);
 }
 
 /**
@@ -177,9 +178,7 @@ export function oftMerge(s: OftLayerShape, p: OftParams, weight: Arr): Arr {
  * ~5e-8 in float64); for exact Cayley BD⁻¹ = BDᵀ, for Neumann it is a true inverse. Consumes params and weight.
  */
 export function oftUnmerge(s: OftLayerShape, p: OftParams, weight: Arr): Arr {
-  const wShape = weight.shape;
-  const inv = np.linalg.inv(oftBlocks(s, p));
-  return rotateRows(weight.reshape([s.out, s.n]), asFactor(s, inv), { transpose: true }).reshape(wShape);
+  return rotatedWeight(s, asFactor(s, np.linalg.inv(oftBlocks(s, p))), weight);
 }
 
 /** PEFT's get_delta_weight: the dense block-diagonal BD [n, n]. For inspection and tests. Consumes params. */
