@@ -28,11 +28,21 @@ const syncOut = np.matmul(a, b).mul(0.5).add(1).dataSync();
 const beforeTiny = threadStats().messagesPerWorker;
 await np.array(new Float32Array([1, 2, 3, 4])).mul(3).add(1).data();
 const tiny = threadStats().messagesPerWorker.map((m, i) => m - (beforeTiny[i] ?? 0));
+// Few outputs (2,048, split in two chunks of 1,024) but each a sum of 2,048 values: small by size, slow by time.
+const red = np.array(rnd(2048 * 2048)).reshape([2048, 2048]);
+await red.ref.sum(0).data();
+const beforeReduce = threadStats().messagesPerWorker;
+const reduceOut = await red.ref.sum(0).data();
+const reduce = threadStats().messagesPerWorker.map((m, i) => m - (beforeReduce[i] ?? 0));
+const reduceSync = red.sum(0).dataSync();
 if (process.env.CHILD_SHUTDOWN === "1") await shutdownThreads();
 process.stdout.write(JSON.stringify({
   threads: threadCount(),
   used: after.map((m, i) => m - (before[i] ?? 0)),
   tiny,
+  reduce,
+  reduceAsync: hex(reduceOut),
+  reduceSync: hex(reduceSync),
   async: hex(asyncOut),
   sync: hex(syncOut),
   sample: [asyncOut[0], asyncOut[M * N - 1]],
@@ -44,6 +54,10 @@ interface ChildOut {
   used: number[];
   /** Messages per worker for tiny elementwise kernels. */
   tiny: number[];
+  /** Messages per worker for the second run of a slow reduction with few outputs. */
+  reduce: number[];
+  reduceAsync: string;
+  reduceSync: string;
   /** sha256 of the result bytes */
   async: string;
   sync: string;
@@ -78,6 +92,10 @@ test("2 worker threads: matmul bitwise equal to single-threaded, both workers us
   assert.equal(multi.sync, single.async, "sync read with threads installed runs on the main thread, same bits");
   // Worker 0 is the main thread; a kernel too small to split never makes the round trip to the other thread.
   assert.ok(multi.tiny[0] >= 1 && multi.tiny[1] === 0, `tiny kernels should run on the main thread only, got ${JSON.stringify(multi.tiny)}`);
+  // A kernel with few outputs that was slow on the main thread the first time sends its second chunk to the thread.
+  assert.ok(multi.reduce[0] >= 1 && multi.reduce[1] >= 1, `a slow reduction should use both threads, got ${JSON.stringify(multi.reduce)}`);
+  assert.equal(multi.reduceAsync, single.reduceAsync, "threaded reduction must be bitwise equal to the single-threaded one");
+  assert.equal(multi.reduceSync, single.reduceAsync);
 });
 
 test("shutdownThreads() ends the workers and the process exits 0", () => {

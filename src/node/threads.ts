@@ -100,7 +100,7 @@ class ThreadWorker {
 
   postMessage(data: unknown, transfer?: readonly unknown[]): void {
     if (this.#closed) throw new Error("boft threads: worker used after shutdownThreads()");
-    if (runner?.initialized && smallKernel(data)) return runner.run(this, data);
+    if (runner?.initialized && runner.cheapOnMainThread(data)) return runner.run(this, data);
     this.posted++;
     if (this.#inFlight++ === 0) this.#thread.ref();
     this.#thread.postMessage(data, transfer as never);
@@ -138,6 +138,12 @@ class ThreadWorker {
  * any kernel chunk too small to be worth a round trip to a thread (≈0.1 ms each, measured; most of an adapter
  * step's kernels are that small). Each message runs in a microtask, i.e. after jax-js has posted the other chunks
  * of the same kernel, so those run in parallel on the threads.
+ *
+ * "Small" is decided by time, not size: jax-js splits a kernel by output elements, but a reduction with few
+ * outputs (a BOFT factor's gradient: 8,192 outputs, each a sum over 512 tokens) can run 0.6 ms per chunk.
+ * The main thread times every chunk it runs (chunk 0 of each kernel always runs here), and a kernel whose
+ * chunks take longer than a round trip sends its other chunks to the threads (B bench case: 4.2 ms per step that
+ * ran on one core).
  */
 class MainThreadRunner {
   #handler: ((ev: { data: unknown }) => void) | null = null;
@@ -154,24 +160,55 @@ class MainThreadRunner {
 
   run(replyTo: { onmessage: ((ev: { data: unknown }) => void) | null }, data: unknown): void {
     if ((data as { type?: string } | null)?.type === "init") this.initialized = true;
+    const chunk = kernelChunk(data);
     queueMicrotask(() => {
       this.#replyTo = replyTo;
+      const t0 = performance.now();
       try {
         this.#handler?.({ data });
       } finally {
         this.#replyTo = null;
+        if (chunk) this.#record(chunk, performance.now() - t0);
       }
     });
   }
+
+  /** Milliseconds per output element of each kernel, as last measured on this thread. */
+  readonly #msPerElement = new Map<unknown, number>();
+
+  #record(chunk: KernelChunk, ms: number): void {
+    if (this.#msPerElement.size >= MAX_TIMED_KERNELS && !this.#msPerElement.has(chunk.kernelHash)) this.#msPerElement.clear();
+    this.#msPerElement.set(chunk.kernelHash, ms / (chunk.end - chunk.begin));
+  }
+
+  /** Whether a chunk is cheaper here than a round trip to a thread: few outputs, and not known to be slow. */
+  cheapOnMainThread(data: unknown): boolean {
+    const chunk = kernelChunk(data);
+    if (chunk === null || chunk.end - chunk.begin > MAIN_THREAD_MAX_ELEMENTS) return false;
+    const perElement = this.#msPerElement.get(chunk.kernelHash);
+    return perElement === undefined || perElement * (chunk.end - chunk.begin) <= MAIN_THREAD_MAX_MS;
+  }
 }
 
-/** Kernel chunks with at most this many output elements run on the main thread instead of a worker thread. */
+/** Kernel chunks with at most this many output elements may run on the main thread instead of a worker thread… */
 const MAIN_THREAD_MAX_ELEMENTS = 32768;
+/** …unless they took longer than this on the main thread before: then a thread's round trip (≈0.1 ms) pays. */
+const MAIN_THREAD_MAX_MS = 0.2;
+/** Bound on the per-kernel timings kept (a long run compiles many kernels; the table restarts when full). */
+const MAX_TIMED_KERNELS = 4096;
 let runner: MainThreadRunner | null = null;
 
-function smallKernel(data: unknown): boolean {
-  const m = data as { type?: string; begin?: number; end?: number } | null;
-  return m?.type === "kernel" && typeof m.begin === "number" && typeof m.end === "number" && m.end - m.begin <= MAIN_THREAD_MAX_ELEMENTS;
+interface KernelChunk {
+  kernelHash: unknown;
+  begin: number;
+  end: number;
+}
+
+/** A jax-js "kernel" message (one chunk of one kernel's outputs), or null for anything else. */
+function kernelChunk(data: unknown): KernelChunk | null {
+  const m = data as { type?: string; kernelHash?: unknown; begin?: number; end?: number } | null;
+  if (m?.type !== "kernel" || typeof m.begin !== "number" || typeof m.end !== "number" || m.end <= m.begin) return null;
+  return { kernelHash: m.kernelHash, begin: m.begin, end: m.end };
 }
 
 /** jax-js's worker 0: the main thread (see MainThreadRunner). CPU routines (sort, LU, …) also go to worker 0. */
