@@ -73,18 +73,19 @@ test("permuteRows/unpermuteRows equal gathers with PEFT's index arrays (40 shape
   }
 });
 
-test("structured rotation equals the dense reference, both directions (30 random configs, float64)", () => {
+test("structured rotation equals the dense reference, both directions, factors paired or not (60 random configs, float64)", () => {
   const rand = uniform(2);
   const normal = normalSampler(3);
-  for (let trial = 0; trial < 30; trial++) {
+  for (let trial = 0; trial < 60; trial++) {
     const s = randomShape(rand);
+    const pairs = trial % 2 === 0;
     const qArr = boftBlocks(randomArr([s.nFactors, s.blockNum, s.blockSize, s.blockSize], normal, 0.5));
     const q = toHost(qArr.ref).data as Float64Array;
     const rot = denseReference(s, q);
     const T = 3;
     const x = Float64Array.from({ length: T * s.n }, () => normal());
-    const xr = toHost(rotateRows(fromHost({ dtype: "float64", shape: [T, s.n], data: x }), qArr.ref)).data;
-    const xrt = toHost(rotateRows(fromHost({ dtype: "float64", shape: [T, s.n], data: x }), qArr, { transpose: true })).data;
+    const xr = toHost(rotateRows(fromHost({ dtype: "float64", shape: [T, s.n], data: x }), qArr.ref, { pairs })).data;
+    const xrt = toHost(rotateRows(fromHost({ dtype: "float64", shape: [T, s.n], data: x }), qArr, { transpose: true, pairs })).data;
     let err = 0;
     for (let t = 0; t < T; t++) for (let c = 0; c < s.n; c++) {
       let want = 0;
@@ -95,7 +96,7 @@ test("structured rotation equals the dense reference, both directions (30 random
       }
       err = Math.max(err, Math.abs(xr[t * s.n + c] - want), Math.abs(xrt[t * s.n + c] - wantT));
     }
-    assert.ok(err < 1e-12, `config ${JSON.stringify(s)}: error ${err}`);
+    assert.ok(err < 1e-12, `config ${JSON.stringify(s)} pairs=${pairs}: error ${err}`);
   }
 });
 

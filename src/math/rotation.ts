@@ -2,6 +2,9 @@
  * Applying a BOFT rotation Rot = M_{m−1}⋯M_1·M_0 (M_i = P_i·BD_i·P_iᵀ) to row vectors, structured:
  * per factor a reshape-permutation, a batched b×b product and the inverse permutation. No n×n matrix.
  * OFT is the one-factor case (all permutations are the identity).
+ *
+ * Two neighbouring factors are applied as one product with 2b×2b blocks when b is small (see `pairedBlocks`):
+ * twice the multiply-adds, but half the kernels, and jax-js's products with b ≤ 16 are far below its matmul speed.
  */
 import { np, type Arr } from "../engine/index.js";
 import { ShapeError } from "../errors.js";
@@ -32,10 +35,10 @@ export function shapeOfBlocks(q: Arr): ButterflyShape {
 
 /**
  * z·Rot (or z·Rotᵀ with `transpose`) for rows z [..., n], given the orthogonal blocks q [m, D, b, b].
- * z·Rot applies factor m−1 first; z·Rotᵀ applies factor 0 first with transposed blocks.
- * Consumes z and q.
+ * z·Rot applies factor m−1 first; z·Rotᵀ applies factor 0 first with transposed blocks. `pairs: false` applies
+ * every factor on its own (for comparisons; the result is the same up to rounding). Consumes z and q.
  */
-export function rotateRows(z: Arr, q: Arr, opts: { transpose?: boolean } = {}): Arr {
+export function rotateRows(z: Arr, q: Arr, opts: { transpose?: boolean; pairs?: boolean } = {}): Arr {
   const s = shapeOfBlocks(q);
   const lead = z.shape.slice(0, -1);
   if (z.shape[z.shape.length - 1] !== s.n) {
@@ -44,15 +47,77 @@ export function rotateRows(z: Arr, q: Arr, opts: { transpose?: boolean } = {}): 
     throw new ShapeError(`rotateRows: rows have ${z.shape[z.shape.length - 1]} features, rotation is ${s.n}×${s.n}`);
   }
   let x = z.reshape([-1, s.n]);
-  const factors = [...Array(s.nFactors).keys()];
-  if (!opts.transpose) factors.reverse();
-  const blocks = opts.transpose ? np.matrixTranspose(q) : q;
-  for (const i of factors) {
-    const qi = blocks.ref.slice(i); // [D, b, b]
-    x = permuteRows(blockDiagMul(unpermuteRows(x, s, i), qi), s, i);
+  for (const step of factorSchedule(s, opts)) {
+    if (step.pair) {
+      const merged = pairedBlocks(q.ref.slice(step.k + 1), q.ref.slice(step.k), s, step.k); // M_{k+1}·M_k on groups
+      x = pairedMul(x, opts.transpose ? np.matrixTranspose(merged) : merged, s, step.k);
+    } else {
+      const qi = q.ref.slice(step.k); // [D, b, b]
+      x = permuteRows(blockDiagMul(unpermuteRows(x, s, step.k), opts.transpose ? np.matrixTranspose(qi) : qi), s, step.k);
+    }
   }
-  blocks.dispose();
+  q.dispose();
   return x.reshape([...lead, s.n]);
+}
+
+/** Factors pair up to this block size: measured, pairs save time at b = 4 and 8, break even at 16, lose at 32. */
+const MAX_PAIRED_BLOCK = 16;
+
+type FactorStep = { k: number; pair: boolean };
+
+/**
+ * The order rotateRows applies factors in: z·Rot applies M_{m−1} first, z·Rotᵀ applies M_0ᵀ first. With pairing,
+ * factors (k+1, k) go together for k = m−2, m−4, … (so an odd m leaves factor 0 alone, in both directions).
+ */
+function factorSchedule(s: ButterflyShape, opts: { transpose?: boolean; pairs?: boolean }): FactorStep[] {
+  const pair = (opts.pairs ?? true) && s.nFactors >= 2 && s.blockSize <= MAX_PAIRED_BLOCK;
+  const steps: FactorStep[] = [];
+  let k = s.nFactors - 1;
+  while (k >= 0) {
+    if (pair && k >= 1) {
+      steps.push({ k: k - 1, pair: true });
+      k -= 2;
+    } else steps.push({ k: k--, pair: false });
+  }
+  return opts.transpose ? steps.reverse() : steps;
+}
+
+/*
+ * Why two factors make one block-diagonal. Number the n features in half-blocks of r = b/2. Factor k's permutation
+ * (butterflyPerm) puts side by side the two half-blocks whose indices differ only in bit k: its block d holds
+ * half-blocks h (bit k = 0) and h + 2^k, d is h with bit k deleted, and inside the block the order is (bit k, offset).
+ * So factors k and k+1 together only ever mix the 4 half-blocks that differ in bits k and k+1: a group of 2b
+ * features, g = h with both bits deleted. Viewing n as [H, 2 (bit k+1), 2 (bit k), L = 2^k, r], the groups are
+ * [H·L, 2b] after one transpose, ordered (bit k+1, bit k, offset). In that order, with β = (β1, β0, e) and
+ * γ = (γ1, γ0, f), applying M_{k+1} then M_k is the group matrix
+ *   G[β, γ] = Σ_h Q_{k+1}[(H, β0, L)][(β1, e), (γ1, h)] · Q_k[(H, γ1, L)][(β0, h), (γ0, f)],
+ * a batched matmul over (g, β0, γ1). Everything is reshapes and transposes, so it runs under jit with gradients.
+ */
+
+/** The 2b×2b group blocks [D/2, 2b, 2b] of M_{k+1}·M_k (M_{k+1} applied first), from their blocks [D, b, b]. Consumes both. */
+export function pairedBlocks(qHi: Arr, qLo: Arr, s: ButterflyShape, k: number): Arr {
+  const { b, r, H, L, G } = pairGeometry(s, k);
+  // qHi's block (H, β0, L), rows (β1, e), columns (γ1, h) → [g, β0, γ1, (β1, e), h]
+  const hi = qHi.reshape([H, 2, L, 2, r, 2, r]).transpose([0, 2, 1, 5, 3, 4, 6]).reshape([G, 2, 2, b, r]);
+  // qLo's block (H, γ1, L), rows (β0, h), columns (γ0, f) → [g, β0, γ1, h, (γ0, f)]
+  const lo = qLo.reshape([H, 2, L, 2, r, 2, r]).transpose([0, 2, 3, 1, 4, 5, 6]).reshape([G, 2, 2, r, b]);
+  // [g, β0, γ1, β1, e, γ0, f] → [g, (β1, β0, e), (γ1, γ0, f)]
+  return np.matmul(hi, lo).reshape([G, 2, 2, 2, r, 2, r]).transpose([0, 3, 1, 4, 2, 5, 6]).reshape([G, 2 * b, 2 * b]);
+}
+
+/** Rows z [T, n] times the paired factors' group blocks g [D/2, 2b, 2b] (from pairedBlocks). Consumes z and g. */
+function pairedMul(z: Arr, g: Arr, s: ButterflyShape, k: number): Arr {
+  const { r, H, L } = pairGeometry(s, k);
+  const T = z.shape[0];
+  const grouped = z.reshape([T, H, 2, 2, L, r]).transpose([0, 1, 4, 2, 3, 5]).reshape([T, s.n]);
+  return blockDiagMul(grouped, g).reshape([T, H, L, 2, 2, r]).transpose([0, 1, 3, 4, 2, 5]).reshape([T, s.n]);
+}
+
+function pairGeometry(s: ButterflyShape, k: number): { b: number; r: number; H: number; L: number; G: number } {
+  const b = s.blockSize;
+  const L = 2 ** k;
+  const H = s.blockNum / (2 * L);
+  return { b, r: b / 2, H, L, G: H * L };
 }
 
 /**
