@@ -47,15 +47,17 @@ export function rotateRows(z: Arr, q: Arr, opts: { transpose?: boolean; pairs?: 
     throw new ShapeError(`rotateRows: rows have ${z.shape[z.shape.length - 1]} features, rotation is ${s.n}×${s.n}`);
   }
   let x = z.reshape([-1, s.n]);
+  // Slices of the transposed blocks, not transposes of slices: the latter made the 4096² merge 5× slower.
+  const blocks = opts.transpose ? np.matrixTranspose(q.ref) : q.ref;
   for (const step of factorSchedule(s, opts)) {
     if (step.pair) {
       const merged = pairedBlocks(q.ref.slice(step.k + 1), q.ref.slice(step.k), s, step.k); // M_{k+1}·M_k on groups
       x = pairedMul(x, opts.transpose ? np.matrixTranspose(merged) : merged, s, step.k);
     } else {
-      const qi = q.ref.slice(step.k); // [D, b, b]
-      x = permuteRows(blockDiagMul(unpermuteRows(x, s, step.k), opts.transpose ? np.matrixTranspose(qi) : qi), s, step.k);
+      x = permuteRows(blockDiagMul(unpermuteRows(x, s, step.k), blocks.ref.slice(step.k)), s, step.k);
     }
   }
+  blocks.dispose();
   q.dispose();
   return x.reshape([...lead, s.n]);
 }
