@@ -97,7 +97,7 @@ function factorSchedule(s: ButterflyShape, opts: { transpose?: boolean; pairs?: 
  */
 
 /** The 2b×2b group blocks [D/2, 2b, 2b] of M_{k+1}·M_k (M_{k+1} applied first), from their blocks [D, b, b]. Consumes both. */
-export function pairedBlocks(qHi: Arr, qLo: Arr, s: ButterflyShape, k: number): Arr {
+function pairedBlocks(qHi: Arr, qLo: Arr, s: ButterflyShape, k: number): Arr {
   const { b, r, H, L, G } = pairGeometry(s, k);
   // qHi's block (H, β0, L), rows (β1, e), columns (γ1, h) → [g, β0, γ1, (β1, e), h]
   const hi = qHi.reshape([H, 2, L, 2, r, 2, r]).transpose([0, 2, 1, 5, 3, 4, 6]).reshape([G, 2, 2, b, r]);
