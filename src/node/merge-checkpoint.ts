@@ -14,13 +14,13 @@ import * as fs from "node:fs";
 import * as nodePath from "node:path";
 import { fromHost, toHost, sizeOf, jit, type Arr, type FloatDType } from "../engine/index.js";
 import { FormatError, NonFiniteError, ShapeError } from "../errors.js";
-import { decode, encode, dtypeSize, type StDType } from "../formats/dtype.js";
-import { serialize, type TensorEntry } from "../formats/safetensors.js";
+import { decode, encode, dtypeSize } from "../formats/dtype.js";
+import type { TensorEntry } from "../formats/safetensors.js";
 import { baseKeyOfExtra } from "../formats/peft-adapter.js";
 import { type AdapterMethod, type ModuleInfo, type LayerPlan, type LayerParams, planLayer, layerParamShapes, mergeLayer, nestLayerParams } from "../methods/adapter.js";
-import { openCheckpoint, SafetensorsReader, INDEX_FILE, SINGLE_FILE, type Checkpoint } from "./safetensors-file.js";
+import { openCheckpoint, SafetensorsReader, writeSafetensors, INDEX_FILE, SINGLE_FILE, type Checkpoint, type TensorStream } from "./safetensors-file.js";
 import { openAdapter, type OpenAdapter } from "./adapter-files.js";
-import { IO_CHUNK, writeAll, writeAtomically } from "./atomic.js";
+import { IO_CHUNK, writeAll } from "./atomic.js";
 
 export interface MergeOptions {
   base: string;
@@ -205,21 +205,7 @@ class ShardFile {
   }
 }
 
-/** Writes one tensor's bytes at the fd's position; returns how many. */
-type TensorWriter = (fd: number) => number;
-
-/** A safetensors file written tensor by tensor, each in as many pieces as its writer likes. Atomic. */
-function writeShard(path: string, tensors: { name: string; dtype: StDType; shape: number[]; write: TensorWriter }[], metadata: Record<string, string> | null): void {
-  const { header, layout } = serialize(tensors, metadata, path);
-  const byName = new Map(tensors.map((t) => [t.name, t]));
-  writeAtomically(path, (fd) => {
-    writeAll(fd, header);
-    for (const e of layout) {
-      const n = byName.get(e.name)!.write(fd);
-      if (n !== e.end - e.begin) throw new FormatError(`${path}: tensor "${e.name}" wrote ${n} bytes, but shape [${e.shape}] of ${e.dtype} needs ${e.end - e.begin}.`);
-    }
-  });
-}
+type TensorWriter = TensorStream["write"];
 
 /** Small companion files of a model folder (config.json, tokenizer files, …) to carry over. */
 function companionFiles(folder: string): string[] {
@@ -323,7 +309,7 @@ export function mergeCheckpoint(o: MergeOptions): MergeReport {
           return { name: e.name, dtype: e.dtype, shape: e.shape, write };
         });
         staged.push([tmp, target]);
-        writeShard(tmp, tensors, shard.metadata);
+        writeSafetensors(tmp, tensors, shard.metadata);
       }
       if (!toFile && baseDir !== null) {
         const copies: [string, string][] = companionFiles(baseDir).map((f) => [nodePath.join(baseDir, f), f]);

@@ -96,25 +96,33 @@ export interface TensorSource extends TensorSpec {
   produce: () => Uint8Array;
 }
 
+/** A tensor written by its own code, in as many pieces as it likes: `write` appends its bytes at the fd's position and returns how many. */
+export interface TensorStream extends TensorSpec {
+  write: (fd: number) => number;
+}
+
 /**
- * Streams a safetensors file to `path` atomically (temp file + rename). Each `produce` is called
- * once, in file order (F64, F32, BF16, F16 tensors, each group by name), and its bytes are written
- * before the next is asked for. If anything throws, no file is left at the temp path and an
- * existing file at `path` is unchanged.
+ * Streams a safetensors file to `path` atomically (temp file + rename). Each tensor is asked for once, in file
+ * order (F64, F32, BF16, F16 tensors, each group by name), and written before the next is asked for. A tensor of
+ * the wrong size is an error. If anything throws, no file is left at the temp path and an existing file at `path`
+ * is unchanged.
  */
-export function writeSafetensors(path: string, entries: readonly TensorSource[], metadata?: Record<string, string> | null): void {
+export function writeSafetensors(path: string, entries: readonly (TensorSource | TensorStream)[], metadata?: Record<string, string> | null): void {
   const { header, layout } = serialize(entries, metadata, path);
   const byName = new Map(entries.map((e) => [e.name, e]));
   writeAtomically(path, (fd) => {
     writeAll(fd, header);
     for (const e of layout) {
-      const bytes = byName.get(e.name)!.produce();
-      if (bytes.byteLength !== e.end - e.begin) {
-        throw new FormatError(
-          `${path}: tensor "${e.name}" produced ${bytes.byteLength} bytes, but shape [${e.shape}] of ${e.dtype} needs ${e.end - e.begin}.`,
-        );
+      const source = byName.get(e.name)!;
+      const size = (n: number, verb: string) => {
+        if (n !== e.end - e.begin) throw new FormatError(`${path}: tensor "${e.name}" ${verb} ${n} bytes, but shape [${e.shape}] of ${e.dtype} needs ${e.end - e.begin}.`);
+      };
+      if ("write" in source) size(source.write(fd), "wrote");
+      else {
+        const bytes = source.produce();
+        size(bytes.byteLength, "produced"); // before writing: a wrong-sized tensor never reaches the file
+        writeAll(fd, bytes);
       }
-      writeAll(fd, bytes);
     }
   });
 }
