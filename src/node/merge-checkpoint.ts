@@ -20,7 +20,7 @@ import { baseKeyOfExtra } from "../formats/peft-adapter.js";
 import { type AdapterMethod, type ModuleInfo, type LayerPlan, type LayerParams, planLayer, layerParamShapes, mergeLayer, nestLayerParams } from "../methods/adapter.js";
 import { openCheckpoint, SafetensorsReader, writeSafetensors, INDEX_FILE, SINGLE_FILE, type Checkpoint, type TensorStream } from "./safetensors-file.js";
 import { openAdapter, type OpenAdapter } from "./adapter-files.js";
-import { IO_CHUNK, writeAll } from "./atomic.js";
+import { writeAll } from "./atomic.js";
 
 export interface MergeOptions {
   base: string;
@@ -177,34 +177,6 @@ function mergeRows(
   return toHost(kernels.get(plan, cd, wShape)(nestLayerParams(params), w)).data;
 }
 
-/** One input shard open for ranged reads. */
-class ShardFile {
-  readonly entries: Map<string, TensorEntry>;
-  readonly metadata: Record<string, string> | null;
-  private readonly fd: number;
-  constructor(readonly path: string) {
-    const r = new SafetensorsReader(path);
-    this.entries = new Map(r.header.tensors.map((t) => [t.name, t]));
-    this.metadata = r.header.metadata;
-    r.close();
-    this.fd = fs.openSync(path, "r");
-  }
-  /** Reads `length` bytes at absolute `position` into `into` (default: a fresh, aligned buffer). */
-  read(position: number, length: number, into?: Uint8Array): Uint8Array {
-    const buf = into ? into.subarray(0, length) : new Uint8Array(new ArrayBuffer(length));
-    let done = 0;
-    while (done < length) {
-      const got = fs.readSync(this.fd, buf, done, Math.min(length - done, IO_CHUNK), position + done);
-      if (got === 0) throw new FormatError(`${this.path}: file ended at byte ${position + done}, expected ${length - done} more bytes. The file is truncated or was changed while open.`);
-      done += got;
-    }
-    return buf;
-  }
-  close(): void {
-    fs.closeSync(this.fd);
-  }
-}
-
 type TensorWriter = TensorStream["write"];
 
 /** Small companion files of a model folder (config.json, tokenizer files, …) to carry over. */
@@ -218,7 +190,6 @@ export function mergeCheckpoint(o: MergeOptions): MergeReport {
   const chunkBytes = o.chunkBytes ?? DEFAULT_CHUNK_BYTES;
   if (!(chunkBytes > 0)) throw new RangeError(`mergeCheckpoint: chunkBytes must be positive (got ${chunkBytes})`);
   const ckpt = openCheckpoint(o.base);
-  const shards: ShardFile[] = [];
   const kernels = new MergeKernels();
   let adapter: OpenAdapter | undefined;
   try {
@@ -245,16 +216,15 @@ export function mergeCheckpoint(o: MergeOptions): MergeReport {
       const stale = fs.readdirSync(o.out).filter((f) => (f.endsWith(".safetensors") || f === INDEX_FILE) && !ours.has(f));
       if (stale.length) throw new FormatError(`${o.out}: already holds ${stale.join(", ")}, which the merged checkpoint would not replace. Use an empty folder.`);
     }
-    for (const file of ckpt.files) shards.push(new ShardFile(file));
     const copyBuf = new Uint8Array(Math.min(COPY_BYTES, Math.max(1, ...ckpt.tensors.map((t) => sizeOf(t.shape) * dtypeSize(t.dtype)))));
     const planWarnings = [...layers.values()].flatMap((l) => (l.plan.method === "OFT" ? l.plan.warnings : []));
     const report: MergeReport = { merged: [], replaced: [], copied: 0, files: [], warnings: [...new Set([...adapter.config.warnings, ...planWarnings])] };
 
-    const copyWriter = (shard: ShardFile, e: TensorEntry): TensorWriter => (fd) => {
-      for (let at = e.begin; at < e.end; at += copyBuf.byteLength) writeAll(fd, shard.read(at, Math.min(copyBuf.byteLength, e.end - at), copyBuf));
+    const copyWriter = (shard: SafetensorsReader, e: TensorEntry): TensorWriter => (fd) => {
+      for (let at = e.begin; at < e.end; at += copyBuf.byteLength) writeAll(fd, shard.readRange(at, Math.min(copyBuf.byteLength, e.end - at), copyBuf));
       return e.end - e.begin;
     };
-    const mergeWriter = (shard: ShardFile, e: TensorEntry, layer: PlannedLayer): TensorWriter => (fd) => {
+    const mergeWriter = (shard: SafetensorsReader, e: TensorEntry, layer: PlannedLayer): TensorWriter => (fd) => {
       const out = e.shape[0];
       const rowBytes = (e.end - e.begin) / out;
       const rowValues = sizeOf(e.shape.slice(1));
@@ -264,7 +234,7 @@ export function mergeCheckpoint(o: MergeOptions): MergeReport {
       let written = 0;
       for (let r0 = 0; r0 < out; r0 += rowsPer) {
         const r1 = Math.min(out, r0 + rowsPer);
-        const values = decode(e.dtype, shard.read(e.begin + r0 * rowBytes, (r1 - r0) * rowBytes));
+        const values = decode(e.dtype, shard.readRange(e.begin + r0 * rowBytes, (r1 - r0) * rowBytes));
         const merged = mergeRows(kernels, layer, hostParams, values, r0, r1, e.shape);
         const bad = firstNonFinite(merged);
         if (bad >= 0) {
@@ -285,10 +255,10 @@ export function mergeCheckpoint(o: MergeOptions): MergeReport {
     let createdDir: string | undefined; // the first folder this run created, removed again on failure
     try {
       if (!toFile) createdDir = fs.mkdirSync(o.out, { recursive: true });
-      for (const shard of shards) {
+      for (const shard of ckpt.shards) {
         const target = shardOf(shard.path);
         const tmp = `${target}.merge-${process.pid}`;
-        const tensors = [...shard.entries.values()].map((e) => {
+        const tensors = shard.header.tensors.map((e) => {
           const layer = layers.get(e.name);
           const extra = extras.get(e.name);
           let write: TensorWriter;
@@ -309,7 +279,7 @@ export function mergeCheckpoint(o: MergeOptions): MergeReport {
           return { name: e.name, dtype: e.dtype, shape: e.shape, write };
         });
         staged.push([tmp, target]);
-        writeSafetensors(tmp, tensors, shard.metadata);
+        writeSafetensors(tmp, tensors, shard.header.metadata);
       }
       if (!toFile && baseDir !== null) {
         const copies: [string, string][] = companionFiles(baseDir).map((f) => [nodePath.join(baseDir, f), f]);
@@ -334,7 +304,6 @@ export function mergeCheckpoint(o: MergeOptions): MergeReport {
       throw e;
     }
   } finally {
-    for (const s of shards) s.close();
     kernels.dispose();
     adapter?.close();
     ckpt.close();

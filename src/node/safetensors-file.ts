@@ -73,9 +73,17 @@ export class SafetensorsReader {
   /** The tensor's bytes as stored (little-endian), in a fresh 8-byte-aligned buffer. */
   readRaw(name: string): Uint8Array {
     const e = this.entry(name);
-    if (this.fd === undefined) throw new FormatError(`${this.path}: reader is closed (reading tensor "${name}").`);
-    const out = new Uint8Array(new ArrayBuffer(e.end - e.begin));
-    readExactly(this.fd, out, e.begin, this.path);
+    return this.readRange(e.begin, e.end - e.begin, undefined, `reading tensor "${name}"`);
+  }
+
+  /**
+   * `length` bytes at absolute file `position` (a part of a tensor, for streaming), into `into` or a fresh 8-byte-
+   * aligned buffer. The range must lie in the file's data section, which the header check has bounded.
+   */
+  readRange(position: number, length: number, into?: Uint8Array, what = "reading"): Uint8Array {
+    if (this.fd === undefined) throw new FormatError(`${this.path}: reader is closed (${what}).`);
+    const out = into ? into.subarray(0, length) : new Uint8Array(new ArrayBuffer(length));
+    readExactly(this.fd, out, position, this.path);
     return out;
   }
 
@@ -156,6 +164,8 @@ export interface Checkpoint {
   readonly path: string;
   /** Shard paths, in the order the index first names them. */
   readonly files: string[];
+  /** The open shards, in the order of `files` (for streaming reads of parts of tensors). */
+  readonly shards: readonly SafetensorsReader[];
   /** A single file's `__metadata__`, or an index's `metadata` object; null when absent. */
   readonly metadata: Record<string, unknown> | null;
   /** Sorted by name. */
@@ -278,6 +288,7 @@ function fromReaders(opened: string, readers: SafetensorsReader[], indexMetadata
   return {
     path: opened,
     files: readers.map((r) => r.path),
+    shards: readers,
     metadata: readers.length === 1 && indexMetadata === null ? readers[0].header.metadata : indexMetadata,
     tensors,
     names: () => names.slice(),
