@@ -182,16 +182,11 @@ export function adapterBlocks(plan: AdapterPlan, params: AdapterParams): Map<str
   for (const layer of plan.layers) {
     if (layer.method === "LORA") continue;
     const path = layer.module.path;
-    let skew: Arr;
-    let b: number;
-    let terms: number | null = null;
-    if (layer.method === "BOFT") {
-      b = layer.shape.blockSize;
-      skew = boftSkew((params[path] as BoftParams).boft_R.ref);
-    } else {
-      b = layer.shape.blockSize;
-      ({ skew, terms } = oftSkew(layer.shape, { oft_R: { weight: (params[path] as OftParams).oft_R.weight.ref } }));
-    }
+    const b = layer.shape.blockSize;
+    const { skew, terms } =
+      layer.method === "BOFT"
+        ? { skew: boftSkew((params[path] as BoftParams).boft_R.ref), terms: null }
+        : oftSkew(layer.shape, { oft_R: { weight: (params[path] as OftParams).oft_R.weight.ref } });
     const key = `${b}:${terms ?? "exact"}`;
     if (!groups.has(key)) groups.set(key, { b, terms, items: [] });
     groups.get(key)!.items.push({ path, skew });

@@ -8,7 +8,8 @@
  * Like the thread shim, this must run before jax-js is evaluated (it builds its memory at import); the engine sets
  * `globalThis[Symbol.for("boft.engine.loaded")]`, and a first call after that throws (later calls are no-ops).
  */
-const ENGINE_LOADED = Symbol.for("boft.engine.loaded");
+import { assertBeforeEngine } from "./before-engine.js";
+
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB, the memory32 limit
 
@@ -20,9 +21,7 @@ let presizedGiB = 0;
  */
 export function presizeHeap(gib = 4): number {
   if (presizedGiB > 0) return presizedGiB;
-  if ((globalThis as Record<PropertyKey, unknown>)[ENGINE_LOADED] === true) {
-    throw new Error("boft heap: presizeHeap() must run before the engine (jax-js) is imported");
-  }
+  assertBeforeEngine("boft heap: presizeHeap()");
   const env = process.env.BOFT_HEAP_GIB?.trim();
   const want = env !== undefined && env !== "" ? Number(env) : gib;
   if (!Number.isFinite(want) || want < 0) throw new RangeError(`BOFT_HEAP_GIB must be a number of GiB >= 0 (got "${env}")`);

@@ -77,8 +77,8 @@ export class SafetensorsReader {
   }
 
   /**
-   * `length` bytes at absolute file `position` (a part of a tensor, for streaming), into `into` or a fresh 8-byte-
-   * aligned buffer. The range must lie in the file's data section, which the header check has bounded.
+   * `length` bytes at absolute file `position` (callers stream a part of a tensor, inside an entry's [begin, end)),
+   * into `into` or a fresh 8-byte-aligned buffer. A file shorter than that is a FormatError.
    */
   readRange(position: number, length: number, into?: Uint8Array, what = "reading"): Uint8Array {
     if (this.fd === undefined) throw new FormatError(`${this.path}: reader is closed (${what}).`);

@@ -27,14 +27,13 @@
  */
 import { Worker as NodeWorker } from "node:worker_threads";
 import { availableParallelism } from "node:os";
+import { assertBeforeEngine } from "./before-engine.js";
 
 export interface ThreadsOptions {
   /** Number of workers; default `os.availableParallelism()`. 0 or 1 means: do not install (single thread). */
   threads?: number;
 }
 
-/** Set by the engine after jax-js has been evaluated (if it does): installing threads after that is an error. */
-const ENGINE_LOADED = Symbol.for("boft.engine.loaded");
 const SCRIPT_KEY = "__boftWorkerScript";
 
 /**
@@ -65,6 +64,13 @@ const blobScripts = new Map<string, Promise<string>>();
 const live = new Set<ThreadWorker | InlineWorker>();
 let installedCount = 0;
 
+/** The script text behind a Blob URL jax-js built its worker from (the only kind of Worker URL it uses). */
+function workerScript(url: string | URL): Promise<string> {
+  const script = blobScripts.get(String(url));
+  if (script === undefined) throw new TypeError(`boft threads: Worker supports only Blob URLs from URL.createObjectURL (got ${String(url)})`);
+  return script;
+}
+
 /** A Web `Worker` over a worker_threads Worker; supports exactly what jax-js uses (onmessage, onerror, postMessage, terminate). */
 class ThreadWorker {
   onmessage: ((ev: { data: unknown }) => void) | null = null;
@@ -76,10 +82,7 @@ class ThreadWorker {
   posted = 0;
 
   constructor(url: string | URL, _options?: unknown) {
-    const script = blobScripts.get(String(url));
-    if (script === undefined) {
-      throw new TypeError(`boft threads: Worker supports only Blob URLs from URL.createObjectURL (got ${String(url)})`);
-    }
+    const script = workerScript(url);
     this.#thread = new NodeWorker(BOOTSTRAP, { eval: true });
     this.#thread.unref();
     live.add(this);
@@ -219,10 +222,7 @@ class InlineWorker {
   posted = 0;
 
   constructor(url: string | URL, _options?: unknown) {
-    const script = blobScripts.get(String(url));
-    if (script === undefined) {
-      throw new TypeError(`boft threads: Worker supports only Blob URLs from URL.createObjectURL (got ${String(url)})`);
-    }
+    const script = workerScript(url);
     live.add(this);
     script.then(
       (text) => {
@@ -270,9 +270,7 @@ function requestedThreads(opts: ThreadsOptions): number {
 export function installThreads(opts: ThreadsOptions = {}): number {
   if (installedCount > 0) return installedCount;
   const g = globalThis as Record<PropertyKey, unknown>;
-  if (g[ENGINE_LOADED] === true) {
-    throw new Error("boft threads: installThreads() must run before the engine (jax-js) is imported");
-  }
+  assertBeforeEngine("boft threads: installThreads()");
   const n = requestedThreads(opts);
   if (n <= 1) return 0;
   if (typeof SharedArrayBuffer === "undefined") return 0;
