@@ -30,8 +30,8 @@ import { mergeCheckpoint } from "../src/node/merge-checkpoint.js";
 import { openCheckpoint, saveSafetensors } from "../src/node/safetensors-file.js";
 import { adaptedModel, addAdapter, forward, forwardWith, gaussian, trainableOf, withTrained, mergeAndUnload, type Trainable } from "../src/models/adapted.js";
 import { layerwiseValueAndGrad, layerwiseLoss } from "../src/models/llama-grad.js";
-import { ropeInvFreq, emptyKvCache, type KvCache, type LlamaInput } from "../src/models/llama.js";
-import { generate, sampleToken, type CausalLm } from "../src/models/generate.js";
+import { ropeInvFreq, emptyKvCache, slotInputs, type KvCache, type LlamaDef, type LlamaInput } from "../src/models/llama.js";
+import { generate, sampleToken, SLOT_CHUNK, type CausalLm } from "../src/models/generate.js";
 import { boftConfig } from "../src/methods/boft/config.js";
 import { oftConfig } from "../src/methods/oft/config.js";
 import { loraConfig } from "../src/methods/lora/config.js";
@@ -479,6 +479,47 @@ describe("generate()", () => {
     for (let i = 0; i < 8; i++) {
       const seq = [...prompt, ...slow];
       const logits = toHost(forward(m, { ids: idsArr([seq]), lastOnly: true }).logits).data;
+      slow.push(sampleToken(logits, {}, rng(0)));
+    }
+    assert.deepEqual(fast, slow);
+    dispose(hf);
+  });
+
+  test("a slot-cache step gives the logits of the whole sequence recomputed, at every slot position", () => {
+    const hf = loadHfModel(fixture(CASES[2][0]).dir); // MQA, head_dim ≠ hidden/heads, Llama 3 RoPE scaling
+    const m: CausalLm = adaptedModel(hf.def, hf.weights);
+    const config = (hf.def as LlamaDef).config;
+    const seq = [5, 9, 2, 7, 3, 11, 4];
+    const capacity = seq.length + 2;
+    for (const P of [1, 3, seq.length - 1]) {
+      const pre = forward(m, { ids: idsArr([seq.slice(0, P)]), cache: emptyKvCache(), lastOnly: true });
+      pre.logits.dispose();
+      // Unfilled slots hold 3s: the mask, not zeros, must keep them out.
+      const pad = (x: Arr) => np.concatenate([x, np.full([x.shape[0], x.shape[1], capacity - P, x.shape[3]], 3, { dtype: x.dtype })], 2);
+      const { k, v } = pre.cache!;
+      const at = slotInputs(config, P, capacity, np.float32);
+      const step = forward(m, { ids: idsArr([[seq[P]]]), slots: { k: k.map(pad), v: v.map(pad), ...at } });
+      const got = toHost(step.logits).data;
+      tree.dispose([step.cache!.k, step.cache!.v, at] as never);
+      const want = toHost(forward(m, { ids: idsArr([seq.slice(0, P + 1)]), lastOnly: true }).logits).data;
+      const scale = Math.max(...want.map(Math.abs));
+      const diff = Math.max(...want.map((x, i) => Math.abs(x - got[i])));
+      assert.ok(diff <= 1e-5 * scale, `P=${P}: max |Δ| ${diff} vs max |logit| ${scale}`);
+    }
+    assert.throws(() => slotInputs(config, capacity, capacity, np.float32), ShapeError);
+    dispose(hf);
+  });
+
+  test("generation across a growth of the slot cache, with an adapter, = recomputing the sequence", () => {
+    const hf = loadHfModel(fixture(CASES[0][0]).dir);
+    const method = { kind: "BOFT" as const, config: boftConfig({ blockSize: 4, nButterflyFactor: 2, targetModules: null, initWeights: false }) };
+    const m: CausalLm = addAdapter(adaptedModel(hf.def, hf.weights), "default", method, { rng: rng(5) });
+    const vocab = (hf.def as LlamaDef).config.vocabSize;
+    const prompt = Array.from({ length: SLOT_CHUNK - 2 }, (_, i) => (i * 7 + 3) % vocab); // slots run out after 2 tokens
+    const fast = generate(m, prompt, { maxNewTokens: 5 });
+    const slow: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const logits = toHost(forward(m, { ids: idsArr([[...prompt, ...slow]]), lastOnly: true }).logits).data;
       slow.push(sampleToken(logits, {}, rng(0)));
     }
     assert.deepEqual(fast, slow);

@@ -61,6 +61,39 @@ export interface LlamaInput {
    * size a decoding step spends most of its time there. Ignored under tracing (grad, jit).
    */
   flush?: boolean;
+  /** Jitted decoding of one new token against a cache of fixed capacity (see SlotCache). Excludes `cache`. */
+  slots?: SlotCache;
+}
+
+/**
+ * A key/value cache of fixed capacity, for decoding one token at a time under jit: every step has the same shapes,
+ * so one compiled step serves a whole generation (the eager cache grows by one every token, which would retrace
+ * it each time). Everything that depends on the position arrives as an array: the RoPE tables of the new position,
+ * the slot it is written to and the slots it may attend to. Borrowed; the forward returns the updated k and v in
+ * `cache` (fresh arrays; its `length` is not the filled length, which only the caller knows: it chose `write`).
+ */
+export interface SlotCache {
+  /** Per layer [B, kvHeads, capacity, headDim]; slots past the filled length hold anything finite (masked). */
+  k: Arr[];
+  v: Arr[];
+  /** RoPE tables of the new position [1, 1, 1, headDim] (slotInputs). */
+  cos: Arr;
+  sin: Arr;
+  /** [capacity], 1 at the slot the new token's key and value go to, 0 elsewhere. */
+  write: Arr;
+  /** [capacity], 0 at the slots the new token attends to (the filled ones and its own), −1e9 elsewhere. */
+  mask: Arr;
+}
+
+/** The position-dependent inputs of a SlotCache step: the token at `position` of a cache of `capacity` slots. */
+export function slotInputs(c: LlamaConfig, position: number, capacity: number, dtype: Arr["dtype"]): Pick<SlotCache, "cos" | "sin" | "write" | "mask"> {
+  if (!(Number.isInteger(position) && position >= 0 && position < capacity)) {
+    throw new ShapeError(`llama: slot position ${position} is outside a cache of ${capacity} slots`);
+  }
+  const write = new Float32Array(capacity);
+  write[position] = 1;
+  const mask = new Float32Array(capacity).fill(-1e9, position + 1);
+  return { ...ropeTables(c, position, 1, dtype), write: np.array(write).astype(dtype), mask: np.array(mask).astype(dtype) };
 }
 
 /** An empty cache to start generation with. */
@@ -116,19 +149,25 @@ export function rmsNorm(x: Arr, weight: Arr, eps: number): Arr {
   return x.mul(np.reciprocal(np.sqrt(ms.add(eps)))).mul(weight.ref);
 }
 
-function attention(c: LlamaConfig, w: Weights, layer: LayerFn, i: number, h: Arr, cache: KvCache | undefined, out: KvCache | undefined): Arr {
+function attention(c: LlamaConfig, w: Weights, layer: LayerFn, i: number, h: Arr, cache: KvCache | undefined, out: KvCache | undefined, slots: SlotCache | undefined): Arr {
   const p = `model.layers.${i}.self_attn`;
   const [B, T] = h.shape;
   const { numAttentionHeads: H, numKeyValueHeads: Hkv, headDim: hd } = c;
   const start = cache?.length ?? 0;
   const heads = (x: Arr, n: number) => x.reshape([B, T, n, hd]).transpose([0, 2, 1, 3]); // [B, n, T, hd]
-  const { cos, sin } = ropeTables(c, start, T, h.dtype);
+  const { cos, sin } = slots ? { cos: slots.cos.ref, sin: slots.sin.ref } : ropeTables(c, start, T, h.dtype);
   const q = applyRope(heads(layer(`${p}.q_proj`, h.ref), H), cos, sin);
   let k = applyRope(heads(layer(`${p}.k_proj`, h.ref), Hkv), cos, sin);
   let v = contiguous(heads(layer(`${p}.v_proj`, h), Hkv));
   cos.dispose();
   sin.dispose();
-  if (cache && cache.length > 0) {
+  if (slots) {
+    // Slot = old·(1 − write) + new·write: exact, as write is 0 or 1.
+    const write = slots.write.ref.reshape([1, 1, -1, 1]);
+    const keep = np.subtract(1, write.ref);
+    k = slots.k[i].ref.mul(keep.ref).add(k.mul(write.ref));
+    v = slots.v[i].ref.mul(keep).add(v.mul(write));
+  } else if (cache && cache.length > 0) {
     k = np.concatenate([cache.k[i].ref, k], 2);
     v = np.concatenate([cache.v[i].ref, v], 2);
   }
@@ -142,13 +181,17 @@ function attention(c: LlamaConfig, w: Weights, layer: LayerFn, i: number, h: Arr
   // adjacent and fold into rows: q [B, H, T, hd] → [B, Hkv, group·T, hd] against k, v [B, Hkv, S, hd].
   const qg = q.reshape([B, Hkv, group * T, hd]);
   const scores = np.matmul(qg, np.matrixTranspose(k)).mul(1 / Math.sqrt(hd)).reshape([B, H, T, S]);
-  // Query t (absolute position start + t) sees keys 0..start + t.
-  const mask = new Float32Array(T * S);
-  for (let t = 0; t < T; t++) for (let s = start + t + 1; s < S; s++) mask[t * S + s] = -1e9;
-  const probs = nn.softmax(scores.add(np.array(mask).reshape([1, 1, T, S]).astype(scores.dtype)), -1);
+  const probs = nn.softmax(scores.add(slots ? slots.mask.ref.reshape([1, 1, 1, S]) : causalMask(start, T, S, scores.dtype)), -1);
   const heads4 = np.matmul(probs.reshape([B, Hkv, group * T, S]), v).reshape([B, H, T, hd]);
   const ctx = contiguous(heads4.transpose([0, 2, 1, 3]).reshape([B, T, H * hd])); // [B, T, H·hd]
   return layer(`${p}.o_proj`, ctx);
+}
+
+/** [1, 1, T, S]: query t (absolute position start + t) sees keys 0..start + t; −1e9 elsewhere. */
+function causalMask(start: number, T: number, S: number, dtype: Arr["dtype"]): Arr {
+  const mask = new Float32Array(T * S);
+  for (let t = 0; t < T; t++) for (let s = start + t + 1; s < S; s++) mask[t * S + s] = -1e9;
+  return np.array(mask).reshape([1, 1, T, S]).astype(dtype);
 }
 
 function mlpBlock(w: Weights, layer: LayerFn, i: number, h: Arr): Arr {
@@ -173,11 +216,12 @@ export function llamaModules(c: LlamaConfig): ModuleInfo[] {
 
 /**
  * Decoder layer i: h + attn(RMSNorm(h)), then that + mlp(RMSNorm(·)). Consumes h; borrows w. With `cache`/`out`,
- * reads past keys/values of layer i from `cache` and stores the extended ones in `out`.
+ * reads past keys/values of layer i from `cache` and stores the extended ones in `out`; with `slots`/`out`, the same
+ * for a slot cache (one new token).
  */
-export function decoderLayer(c: LlamaConfig, w: Weights, layer: LayerFn, i: number, h: Arr, cache?: KvCache, out?: KvCache): Arr {
+export function decoderLayer(c: LlamaConfig, w: Weights, layer: LayerFn, i: number, h: Arr, cache?: KvCache, out?: KvCache, slots?: SlotCache): Arr {
   const p = `model.layers.${i}`;
-  h = h.add(attention(c, w, layer, i, rmsNorm(h.ref, w[`${p}.input_layernorm.weight`], c.rmsNormEps), cache, out));
+  h = h.add(attention(c, w, layer, i, rmsNorm(h.ref, w[`${p}.input_layernorm.weight`], c.rmsNormEps), cache, out, slots));
   return h.add(mlpBlock(w, layer, i, rmsNorm(h.ref, w[`${p}.post_attention_layernorm.weight`], c.rmsNormEps)));
 }
 
@@ -204,24 +248,34 @@ export function llamaWeights(c: LlamaConfig): WeightSpec[] {
   return specs;
 }
 
+/** The model's definition, with its config (generation builds RoPE tables for its slot cache from it). */
+export interface LlamaDef extends ModelDef<LlamaInput, { logits: Arr; cache?: KvCache }> {
+  config: LlamaConfig;
+}
+
 /** The model; with tied embeddings, `lm_head` reads model.embed_tokens.weight (the LayerFn is given that alias). */
-export function llama(c: LlamaConfig): ModelDef<LlamaInput, { logits: Arr; cache?: KvCache }> {
+export function llama(c: LlamaConfig): LlamaDef {
   const modules = llamaModules(c);
   return {
     type: c.modelType,
+    config: c,
     modules,
     weights: llamaWeights(c),
     aliases: c.tieWordEmbeddings ? { "lm_head.weight": "model.embed_tokens.weight" } : undefined,
     apply(w, layer, input) {
-      const { ids, cache, lastOnly, flush } = input;
+      const { ids, cache, lastOnly, flush, slots } = input;
       if (cache && (cache.k.length !== (cache.length > 0 ? c.numHiddenLayers : 0) || cache.v.length !== cache.k.length)) {
         ids.dispose();
         throw new ShapeError(`llama: the cache holds ${cache.k.length} layers at length ${cache.length}; the model has ${c.numHiddenLayers}`);
       }
+      if (slots && (cache || ids.shape[1] !== 1 || slots.k.length !== c.numHiddenLayers || slots.v.length !== c.numHiddenLayers)) {
+        ids.dispose();
+        throw new ShapeError(`llama: a slot cache takes one new token per step and ${c.numHiddenLayers} layers, and no growing cache besides (got ${ids.shape[1]} tokens, ${slots.k.length} layers${cache ? ", and a cache" : ""})`);
+      }
       let h = np.take(w["model.embed_tokens.weight"].ref, ids, 0); // [B, T, d]
-      const out: KvCache | undefined = cache ? { k: [], v: [], length: cache.length + h.shape[1] } : undefined;
+      const out: KvCache | undefined = cache || slots ? { k: [], v: [], length: (cache?.length ?? 0) + h.shape[1] } : undefined;
       for (let i = 0; i < c.numHiddenLayers; i++) {
-        h = decoderLayer(c, w, layer, i, h, cache, out);
+        h = decoderLayer(c, w, layer, i, h, cache, out, slots);
         if (flush && h instanceof np.Array) h.ref.slice(0, 0, [0, 1]).dataSync(); // one value read: submits the layer
       }
       if (lastOnly && h.shape[1] > 1) h = h.slice([], [h.shape[1] - 1, h.shape[1]], []); // [B, 1, d]
