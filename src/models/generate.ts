@@ -133,8 +133,8 @@ export function* generateIter(m: CausalLm, promptIds: readonly number[], o: Gene
   const trained = m.active ? trainableOf(m) : null;
   const blocks = trained ? adapterBlocks(m.adapters[m.active!].plan, trained.adapter) : new Map<string, Arr>();
   const step = decodeStep(m, trained !== null);
+  const blockArgs = Object.fromEntries(blocks); // the same arrays, as a jit argument
   const ids = (tokens: readonly number[]) => np.array(Int32Array.from(tokens), { dtype: np.int32 }).reshape([1, tokens.length]);
-  const refs = (xs: Arr[]) => xs.map((x) => x.ref);
   let cache: Pick<KvCache, "k" | "v"> = emptyKvCache();
   try {
     // The prompt in one eager pass (its own shapes, once), then one compiled step per token against a slot cache.
@@ -142,16 +142,15 @@ export function* generateIter(m: CausalLm, promptIds: readonly number[], o: Gene
     let res: StepOut = { logits: prefill.logits, ...prefill.cache! };
     let length = promptIds.length; // filled slots
     for (;;) {
-      cache = res;
+      cache = { k: res.k, v: res.v };
       const token = sampleToken(toHost(res.logits).data, o, r); // [1, 1, V]: the one sync point per token
       out.push(token);
       yield token;
       if (stop.has(token) || out.length >= o.maxNewTokens) break;
       if (length >= cache.k[0].shape[2]) cache = inSlots(cache, Math.ceil((length + 1) / SLOT_CHUNK) * SLOT_CHUNK);
-      const w: Weights = Object.fromEntries(Object.entries(m.weights).map(([k, v]) => [k, v.ref]));
-      const t: Trainable = trained ? (tree.ref(trained) as Trainable) : { adapter: {}, extras: {} };
+      const t: Trainable = trained ? tree.ref(trained) : { adapter: {}, extras: {} };
       const at = slotInputs(config, length, cache.k[0].shape[2], m.weights["model.embed_tokens.weight"].dtype);
-      res = step(w, t, Object.fromEntries([...blocks].map(([k, q]) => [k, q.ref])), ids([token]), { k: refs(cache.k), v: refs(cache.v), ...at });
+      res = step(tree.ref(m.weights), t, tree.ref(blockArgs), ids([token]), { ...tree.ref(cache), ...at });
       disposeCache(cache);
       length++;
     }

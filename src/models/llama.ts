@@ -57,8 +57,9 @@ export interface LlamaInput {
   lastOnly?: boolean;
   /**
    * Eager inference only: run each layer's kernels before building the next. jax-js gives every new array the set
-   * of all unsubmitted kernels upstream, so one long lazy graph costs O(kernels²) to build; at SmolLM2-135M's
-   * size a decoding step spends most of its time there. Ignored under tracing (grad, jit).
+   * of all unsubmitted kernels upstream, so one long lazy graph costs O(kernels²) to build (at SmolLM2-135M's
+   * size an eager decoding step spent most of its time there). Generation's prefill uses it. Ignored under tracing
+   * (grad, jit).
    */
   flush?: boolean;
   /** Jitted decoding of one new token against a cache of fixed capacity (see SlotCache). Excludes `cache`. */
