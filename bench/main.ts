@@ -152,17 +152,19 @@ type TorchResult = Record<string, { linear_ms?: number; peft_dense_ms?: number |
   blas?: string;
 };
 
-function torchBaseline(): TorchResult | null {
-  if (args.includes("--no-torch")) return null;
+/** The torch timings, or why there are none. */
+function torchBaseline(): TorchResult | { skipped: string } {
+  if (args.includes("--no-torch")) return { skipped: "--no-torch" };
   const script = nodePath.join(root, "bench", "torch_baseline.py");
   const python = fs.existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
   const r = spawnSync(python, [script, ...(quick ? ["--quick"] : [])], { encoding: "utf8", timeout: 15 * 60_000 });
   const line = (r.stdout ?? "").trim().split("\n").pop() ?? "";
   try {
-    const parsed = JSON.parse(line) as TorchResult;
-    return parsed.available === false ? null : parsed;
+    const parsed = JSON.parse(line) as TorchResult & { reason?: string };
+    if (parsed.available === false) return { skipped: `${python} has no usable torch (${parsed.reason ?? "unknown"}); bench/setup-torch.sh installs it` };
+    return parsed;
   } catch {
-    return null;
+    return { skipped: `${python} ${nodePath.relative(root, script)} failed: ${(r.error?.message ?? r.stderr ?? "").trim().split("\n").pop() || `exit ${r.status}`}` };
   }
 }
 
@@ -183,7 +185,8 @@ results.oft_exact = { ...(await oftCase(4096, 128, 32, false)), peft_dense_ms: n
 const mergeMs = await mergeCost();
 const gflops = await matmulGflops();
 log("  engine cases done; timing PyTorch (PEFT's dense method) if available…");
-const torch = torchBaseline();
+const baseline = torchBaseline();
+const torch = "skipped" in baseline ? null : baseline;
 if (torch) {
   for (const k of ["A", "B", "C"]) {
     const d = torch[k]?.peft_dense_ms ?? null;
@@ -217,7 +220,7 @@ log(
   `dense matmul 512×1024·1024×1024, GFLOP/s: ${gflops.nn.toFixed(1)} (B stored K×N), ${gflops.nt.toFixed(1)} (B stored N×K, a Linear's layout)` +
     (torch?.matmul_gflops ? `; torch+${torch.blas}: ${torch.matmul_gflops} / ${torch.matmul_nt_gflops ?? "-"}; best vs best: ${(ourBest / nativeBest!).toFixed(2)}` : ""),
 );
-if (!torch) log("(PyTorch comparison skipped: /usr/bin/python3 with torch not found; bench/setup-torch.sh installs it)");
+if ("skipped" in baseline) log(`(PyTorch comparison skipped: ${baseline.skipped})`);
 const pick = (r: CaseResult) => ({ boft_ms: r.boft_ms, linear_ms: r.linear_ms, overhead: r.overhead, rotation_ms: r.rotation_ms, peak_rss_mib: r.peak_rss_mib, peft_dense_ms: r.peft_dense_ms, speedup_vs_peft: r.speedup_vs_peft });
 if (asJson) {
   console.log(
