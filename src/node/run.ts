@@ -16,12 +16,11 @@ import { parseHfConfig } from "../formats/hf-config.js";
 import { layerParamShapes } from "../methods/adapter.js";
 import { withDefaultTargets } from "../methods/method.js";
 import { llama, type LlamaInput, type KvCache } from "../models/llama.js";
-import { layerwiseValueAndGrad } from "../models/llama-grad.js";
 import { mlp } from "../models/mlp.js";
 import { cnn } from "../models/cnn.js";
 import { type AdaptedModel, type Trainable, adaptedModel, addAdapter, initWeights, withTrained, trainableOf } from "../models/adapted.js";
 import type { ModelDef, Weights } from "../models/model.js";
-import { trainIter, crossEntropy, type Task, type TrainEvent } from "../train/trainer.js";
+import { trainIter, type Task, type TrainEvent } from "../train/trainer.js";
 import { lmTask, classifyTask, evaluateLm, evaluateClassifier, type LmTaskOptions, type ClassifyTaskOptions } from "../train/tasks.js";
 import { toJsonLine, lossCurves, type EvalEvent } from "../train/metrics.js";
 import { linePlot } from "../plot/svg.js";
@@ -128,7 +127,7 @@ export async function prepareRun(cfg: RunConfig): Promise<Prepared> {
       const [train, val] = splitTokens(ids, 1 - (d.valFraction ?? 0.1));
       taskOptions = { train, evals: { val }, batchSize: d.batchSize, seqLen: d.seqLen, evalWindows: d.evalWindows ?? 16 };
     } else throw new ConfigError(`a language model trains on "brown" or "text" data, not "${d.kind}"`);
-    if (built.config.numHiddenLayers >= LAYERWISE_FROM_LAYERS) taskOptions.layerwise = built.config;
+    if (built.def.layerwise?.preferred) taskOptions.layerwise = true;
     return { kind: "lm", model, task: lmTask(taskOptions), taskOptions, baseName: built.baseName };
   }
   if (d.kind !== "mnist") throw new ConfigError(`an ${cfg.model && "arch" in cfg.model ? cfg.model.arch : ""} model trains on "mnist" data`);
@@ -140,22 +139,8 @@ export async function prepareRun(cfg: RunConfig): Promise<Prepared> {
   return { kind: "classify", model, task: classifyTask(taskOptions), taskOptions, baseName: built.baseName };
 }
 
-/**
- * Deep Llama models train and evaluate layer by layer: one compiled step over the whole model grows faster than its
- * depth in jax-js (16 layers at 576 wide: 13.6 s and 3 GB per step; 30 layers do not fit the 4 GiB wasm heap), while
- * one layer at a time is linear in depth. Shallow models keep the faster compiled whole-model step.
- */
-export const LAYERWISE_FROM_LAYERS = 12;
-
-function deepModelGradients(p: Prepared) {
-  // Deep models evaluate layer by layer (taskOptions.layerwise) and train so too, except in full finetuning, which
-  // trains the embedding; the layer-by-layer backward does not: whole-model step.
-  const config = p.kind === "lm" ? p.taskOptions.layerwise : undefined;
-  if (p.kind !== "lm" || !config || !p.model.active) return undefined;
-  const { model } = p;
-  return (t: Trainable, input: LlamaInput, target: Arr, random: () => number): Promise<[Arr, Trainable]> =>
-    layerwiseValueAndGrad(model, config, t, input.ids, (logits) => crossEntropy(logits, target), { training: true, random });
-}
+/** Llama's depth from which it trains and evaluates layer by layer (its ModelDef.layerwise is then preferred). */
+export { LAYERWISE_FROM_LAYERS } from "../models/llama-grad.js";
 
 /** Module → parameter suffixes and extra keys of the run's adapter, to read checkpoints back. */
 function layoutOf(p: Prepared): TrainableLayout | null {
@@ -204,7 +189,7 @@ export async function runTraining(cfg: RunConfig, o: { resume?: boolean; onEvent
       fs.writeFileSync(metricsPath, kept.map((l) => l + "\n").join(""));
     }
   } else fs.writeFileSync(metricsPath, "");
-  const it = trainIter(model, p.task as Task<unknown, unknown, unknown>, cfg.train, { full, resume, gradients: deepModelGradients(p) as never });
+  const it = trainIter(model, p.task as Task<unknown, unknown, unknown>, cfg.train, { full, resume, layerwise: p.kind === "lm" && p.taskOptions.layerwise });
   const started = performance.now();
   let trained: Trainable;
   for (;;) {
