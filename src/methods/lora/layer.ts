@@ -4,7 +4,7 @@
  *   y = x·Wᵀ + bias + scaling·(x·Aᵀ)·Bᵀ,  scaling = α/r (α/√r with rsLoRA)     merge: W ← W + scaling·B·A
  * Parameters, named as in PEFT's state dict: lora_A.weight [r, in], lora_B.weight [out, r].
  */
-import { np, type Arr, type FloatDType, jaxDType } from "../../engine/index.js";
+import { np, type Arr, type FloatDType, jaxDType, fromDraws } from "../../engine/index.js";
 import { ShapeError } from "../../errors.js";
 import { type LinearWeights, linear } from "../base-layers.js";
 
@@ -31,9 +31,7 @@ export function loraInit(s: LoraLayerShape, o: { initWeights: boolean; dtype?: F
   const dtype = jaxDType(o.dtype ?? "float32");
   const bound = 1 / Math.sqrt(s.n);
   const draw = (shape: number[], lim: number) =>
-    np.array(Float64Array.from({ length: shape[0] * shape[1] }, () => (2 * o.uniform() - 1) * lim), { dtype: np.float64 })
-      .reshape(shape)
-      .astype(dtype);
+    fromDraws(Float64Array.from({ length: shape[0] * shape[1] }, () => (2 * o.uniform() - 1) * lim), shape, o.dtype ?? "float32");
   const shapes = loraParamShapes(s);
   return {
     lora_A: { weight: draw(shapes.lora_A, bound) },
