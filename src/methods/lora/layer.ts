@@ -4,7 +4,7 @@
  *   y = x·Wᵀ + bias + scaling·(x·Aᵀ)·Bᵀ,  scaling = α/r (α/√r with rsLoRA)     merge: W ← W + scaling·B·A
  * Parameters, named as in PEFT's state dict: lora_A.weight [r, in], lora_B.weight [out, r].
  */
-import { np, type Arr, type FloatDType, jaxDType } from "../../engine/index.js";
+import { np, type Arr, type FloatDType, jaxDType, fromDraws } from "../../engine/index.js";
 import { ConfigError, ShapeError } from "../../errors.js";
 import type { LoraInit } from "./config.js";
 import { type LinearWeights, linear } from "../base-layers.js";
@@ -43,8 +43,8 @@ export function loraInit(
     );
   }
   const dtype = jaxDType(o.dtype ?? "float32");
-  const fromHost = (shape: number[], f: () => number) =>
-    np.array(Float64Array.from({ length: shape[0] * shape[1] }, f), { dtype: np.float64 }).reshape(shape).astype(dtype);
+  // Draws are made in float64 on the host and rounded there, so WebGPU (no float64) gets the same numbers.
+  const fromHost = (shape: number[], f: () => number) => fromDraws(Float64Array.from({ length: shape[0] * shape[1] }, f), shape, o.dtype ?? "float32");
   const uniform = (shape: number[], lim: number) => fromHost(shape, () => (2 * o.uniform() - 1) * lim);
   const shapes = loraParamShapes(s);
   let a: Arr;
