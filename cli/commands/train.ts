@@ -1,6 +1,4 @@
-import { readRunConfig } from "../../src/node/run-config.js";
-import { runTraining } from "../../src/node/run.js";
-import type { TrainEvent } from "../../src/train/trainer.js";
+import { readRunConfig, runTraining, type TrainEvent } from "boft/node";
 import { type Command, requireString } from "../command.js";
 import { createProgress } from "../progress.js";
 import { renderTable } from "../table.js";
@@ -20,7 +18,7 @@ export const trainCommand: Command = {
     const onEvent = (e: TrainEvent) => {
       if (e.kind === "step") progress.update(e.step, { loss: e.loss, items: e.items, extra: `lr ${e.lr.toExponential(1)}` });
       else if (e.kind === "eval") progress.log(`step ${e.step} eval ${e.split}: loss ${e.loss.toFixed(4)} ${Object.entries(e.metrics ?? {}).map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`).join(" ")}`);
-      else if ((e as { kind: string }).kind === "checkpoint") progress.log(`checkpoint: ${(e as unknown as { path: string }).path}`);
+      else if (e.kind === "checkpoint") progress.log(`checkpoint: ${e.path}`);
     };
     const r = await runTraining(cfg, { resume: values.resume === true, onEvent });
     const peakMiB = Math.round(process.resourceUsage().maxRSS / 1024);

@@ -15,13 +15,13 @@ import { rotateImages, invertImages, type LabelledImages } from "../data/vision.
 import { parseHfConfig } from "../formats/hf-config.js";
 import { layerParamShapes } from "../methods/adapter.js";
 import { withDefaultTargets } from "../methods/method.js";
+import { METHODS } from "../methods/registry.js";
 import { llama, type LlamaInput, type KvCache } from "../models/llama.js";
-import { layerwiseValueAndGrad } from "../models/llama-grad.js";
 import { mlp } from "../models/mlp.js";
 import { cnn } from "../models/cnn.js";
 import { type AdaptedModel, type Trainable, adaptedModel, addAdapter, initWeights, withTrained, trainableOf } from "../models/adapted.js";
 import type { ModelDef, Weights } from "../models/model.js";
-import { trainIter, crossEntropy, type Task, type TrainEvent } from "../train/trainer.js";
+import { trainIter, type Task, type TrainEvent } from "../train/trainer.js";
 import { lmTask, classifyTask, evaluateLm, evaluateClassifier, type LmTaskOptions, type ClassifyTaskOptions } from "../train/tasks.js";
 import { toJsonLine, lossCurves, type EvalEvent } from "../train/metrics.js";
 import { linePlot } from "../plot/svg.js";
@@ -29,6 +29,7 @@ import { treeToHostAsync } from "../train/host-tree.js";
 import { loadBrown } from "./data/brown.js";
 import { loadMnist } from "./data/mnist.js";
 import { loadHfModel } from "./hf-model.js";
+import { loadAdapter } from "./model-adapter.js";
 import { openCheckpoint } from "./safetensors-file.js";
 import { saveCheckpoint, latestCheckpoint, loadCheckpoint, writeTrained, type TrainableLayout } from "./checkpoint.js";
 import { atomicWriteFile } from "./atomic.js";
@@ -128,7 +129,7 @@ export async function prepareRun(cfg: RunConfig): Promise<Prepared> {
       const [train, val] = splitTokens(ids, 1 - (d.valFraction ?? 0.1));
       taskOptions = { train, evals: { val }, batchSize: d.batchSize, seqLen: d.seqLen, evalWindows: d.evalWindows ?? 16 };
     } else throw new ConfigError(`a language model trains on "brown" or "text" data, not "${d.kind}"`);
-    if (built.config.numHiddenLayers >= LAYERWISE_FROM_LAYERS) taskOptions.layerwise = built.config;
+    if (built.def.layerwise?.preferred) taskOptions.layerwise = true;
     return { kind: "lm", model, task: lmTask(taskOptions), taskOptions, baseName: built.baseName };
   }
   if (d.kind !== "mnist") throw new ConfigError(`an ${cfg.model && "arch" in cfg.model ? cfg.model.arch : ""} model trains on "mnist" data`);
@@ -140,22 +141,8 @@ export async function prepareRun(cfg: RunConfig): Promise<Prepared> {
   return { kind: "classify", model, task: classifyTask(taskOptions), taskOptions, baseName: built.baseName };
 }
 
-/**
- * Deep Llama models train and evaluate layer by layer: one compiled step over the whole model grows faster than its
- * depth in jax-js (16 layers at 576 wide: 13.6 s and 3 GB per step; 30 layers do not fit the 4 GiB wasm heap), while
- * one layer at a time is linear in depth. Shallow models keep the faster compiled whole-model step.
- */
-export const LAYERWISE_FROM_LAYERS = 12;
-
-function deepModelGradients(p: Prepared) {
-  // Deep models evaluate layer by layer (taskOptions.layerwise) and train so too, except in full finetuning, which
-  // trains the embedding; the layer-by-layer backward does not: whole-model step.
-  const config = p.kind === "lm" ? p.taskOptions.layerwise : undefined;
-  if (p.kind !== "lm" || !config || !p.model.active) return undefined;
-  const { model } = p;
-  return (t: Trainable, input: LlamaInput, target: Arr, random: () => number): Promise<[Arr, Trainable]> =>
-    layerwiseValueAndGrad(model, config, t, input.ids, (logits) => crossEntropy(logits, target), { training: true, random });
-}
+/** Llama's depth from which it trains and evaluates layer by layer (its ModelDef.layerwise is then preferred). */
+export { LAYERWISE_FROM_LAYERS } from "../models/llama-grad.js";
 
 /** Module → parameter suffixes and extra keys of the run's adapter, to read checkpoints back. */
 function layoutOf(p: Prepared): TrainableLayout | null {
@@ -173,7 +160,16 @@ export interface RunResult {
   finalEval: EvalEvent[];
   adapterDir: string;
   trainableParams: number;
+  /** Degrees of freedom (the paper's count): BOFT ½(b−1)·n·m + s per layer; OFT, LoRA and full finetuning = stored. */
+  effectiveParams: number;
   seconds: number;
+}
+
+function effectiveParams(m: AdaptedModel<unknown, unknown>, stored: number): number {
+  if (!m.active) return stored;
+  const a = m.adapters[m.active];
+  const layers = a.plan.layers.reduce((sum, l) => sum + METHODS[l.method].count(l.shape as never).effective, 0);
+  return layers + a.extras.reduce((sum, k) => sum + m.weights[k].size, 0);
 }
 
 /** Evaluates a prepared model as it is (base, or with its trained adapter). */
@@ -204,7 +200,7 @@ export async function runTraining(cfg: RunConfig, o: { resume?: boolean; onEvent
       fs.writeFileSync(metricsPath, kept.map((l) => l + "\n").join(""));
     }
   } else fs.writeFileSync(metricsPath, "");
-  const it = trainIter(model, p.task as Task<unknown, unknown, unknown>, cfg.train, { full, resume, gradients: deepModelGradients(p) as never });
+  const it = trainIter(model, p.task as Task<unknown, unknown, unknown>, cfg.train, { full, resume, layerwise: p.kind === "lm" && p.taskOptions.layerwise });
   const started = performance.now();
   let trained: Trainable;
   for (;;) {
@@ -240,6 +236,16 @@ export async function runTraining(cfg: RunConfig, o: { resume?: boolean; onEvent
     nodePath.join(cfg.output, "loss.svg"),
     linePlot(curves.map((c) => ({ name: c.name, points: c.points, mode: c.name === "train" ? "line" : "both" })), { title: `${nodePath.basename(cfg.output)}: loss`, xLabel: "step", yLabel: "loss", logY: true }),
   );
-  return { prepared: p, model: withWeights, events, finalEval, adapterDir, trainableParams, seconds };
+  return { prepared: p, model: withWeights, events, finalEval, adapterDir, trainableParams, effectiveParams: effectiveParams(withWeights, trainableParams), seconds };
 }
 
+
+/**
+ * Evaluates a run's model on its evaluation splits (what `boft eval` prints): with the adapter saved in folder
+ * `adapter`, or the base model alone when `adapter` is null.
+ */
+export async function evaluateRun(cfg: RunConfig, o: { adapter: string | null }): Promise<EvalEvent[]> {
+  const p = await prepareRun({ ...cfg, method: null });
+  const model = o.adapter === null ? p.model : loadAdapter(p.model as AdaptedModel<unknown, unknown>, o.adapter).model;
+  return evaluatePrepared({ ...p, model } as Prepared, model.active ? trainableOf(model as AdaptedModel<unknown, unknown>) : null);
+}

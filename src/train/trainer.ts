@@ -93,6 +93,12 @@ export interface TrainOptions<I = unknown, T = unknown> {
   gradients?: (t: Trainable, input: I, target: T, random: () => number) => [Arr, Trainable] | Promise<[Arr, Trainable]>;
   /** Stops training after the step in progress: a checkpoint of that step is yielded, then `done` with `stopped`. */
   signal?: AbortSignal;
+  /**
+   * Take loss and gradients from the model's own layer-by-layer strategy (ModelDef.layerwise; deep models whose
+   * single compiled step would not fit jax-js's heap). Full finetuning keeps the whole-model step: it trains the
+   * embedding, which the layer-by-layer backward does not reach.
+   */
+  layerwise?: boolean;
 }
 
 function initialTrainable<I, O>(m: AdaptedModel<I, O>, full: boolean): Trainable {
@@ -151,7 +157,7 @@ export async function* trainIter<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O
 
   const usesDropout = planUsesDropout(m.active ? m.adapters[m.active].plan : null);
   const random = () => dropout.nextFloat();
-  const custom = o.gradients;
+  const custom = o.gradients ?? (o.layerwise && !o.full ? layerwiseGradients(m, task) : undefined);
   const gradients = custom
     ? Object.assign((t: Trainable, input: I, target: T) => custom(t, input, target, random), { dispose: () => {} })
     : gradientFn(m, task, o.jit ?? !usesDropout, random);
@@ -215,6 +221,13 @@ export async function* trainIter<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O
   } finally {
     gradients.dispose();
   }
+}
+
+/** The model's layer-by-layer loss and gradients as the trainer's gradient function. */
+function layerwiseGradients<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O, T>): NonNullable<TrainOptions<I, T>["gradients"]> {
+  const strategy = m.def.layerwise;
+  if (!strategy) throw new ConfigError(`train: the ${m.def.type} model has no layer-by-layer strategy (layerwise: true)`);
+  return (t, input, target, random) => strategy.valueAndGrad(m, t, input, (out) => task.loss(out, target), { training: true, random });
 }
 
 type GradientFn<I, T> = ((t: Trainable, input: I, target: T) => [Arr, Trainable]) & { dispose(): void };
