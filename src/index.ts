@@ -23,6 +23,15 @@ import { denseRotation, orthogonalityError } from "./math/index.js";
 import { type AdapterMethod, type ModuleInfo, type LayerParams, planLayer, mergeLayer, unmergeLayer, layerParamShapes, nestLayerParams, adapterBlocks } from "./methods/adapter.js";
 
 export { jax };
+
+// jax-js's types (the `jax` export) name GPUDevice and GPUBuffer (@webgpu/types), which a consumer's TypeScript may
+// lack (skipLibCheck: false then fails inside jax-js); empty declarations give the names and merge with the real types.
+// Float16Array comes from lib esnext.float16, referenced from the published index.d.ts (scripts/types-refs.mjs).
+declare global {
+  interface GPUDevice {}
+  interface GPUBuffer {}
+}
+
 export type { HostTensor, HostDType, HostData, FloatDType, Device } from "./engine/index.js";
 export { initDevice, currentDevice } from "./engine/index.js";
 export * as errors from "./errors.js";

