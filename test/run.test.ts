@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as nodePath from "node:path";
-import { readRunConfig } from "../src/node/run-config.js";
+import { readRunConfig, parseRunConfig } from "../src/node/run-config.js";
 import { runTraining, evaluatePrepared, LAYERWISE_FROM_LAYERS, type Prepared } from "../src/node/run.js";
 
 const deepRun = (method: Record<string, unknown>, train: Record<string, unknown>) => ({
@@ -48,4 +48,26 @@ test("a 12-layer Llama finetuned in full takes the whole-model step; its layer-w
   const whole = await evaluatePrepared({ ...p, model: r.model, taskOptions: { ...p.taskOptions, layerwise: undefined } } as Prepared, null);
   assert.ok(Math.abs(whole[0].loss - evals[0]) < 1e-5 * evals[0], `layer-wise ${evals[0]} vs whole ${whole[0].loss}`);
   fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test("a RunConfig built in memory runs (its run.json is written from the text, not read again); finalEval names the final step", async () => {
+  const dir = fs.mkdtempSync(nodePath.join(os.tmpdir(), "boft-run-"));
+  try {
+    const run = {
+      model: { arch: "llama", config: { model_type: "llama", vocab_size: 97, hidden_size: 16, intermediate_size: 24, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 8 } },
+      data: { kind: "brown", train: ["humor"], eval: { val: ["humor"] }, seqLen: 16, batchSize: 2, evalWindows: 2 },
+      method: { peft_type: "LORA", r: 2 },
+      train: { steps: 4, lr: 0.01, seed: 0 },
+      output: "out",
+    };
+    const text = JSON.stringify(run);
+    // No file at this path: nothing may read it.
+    const r = await runTraining(parseRunConfig(text, nodePath.join(dir, "in-memory.json")));
+    assert.equal(fs.readFileSync(nodePath.join(dir, "out", "run.json"), "utf8"), text);
+    assert.equal(r.finalEval.length, 1);
+    assert.equal(r.finalEval[0].step, 4);
+    assert.ok(fs.existsSync(nodePath.join(r.adapterDir, "adapter_model.safetensors")));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
