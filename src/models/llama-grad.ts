@@ -19,7 +19,6 @@
  * Call it outside jit.
  */
 import { np, tree, vjp, jit, blockUntilReady, type Arr } from "../engine/index.js";
-import { ConfigError } from "../errors.js";
 import { type AdapterParams, type AdapterPlan, type ApplyOptions, planUsesDropout } from "../methods/adapter.js";
 import { type AdaptedModel, type Trainable, layerFn } from "./adapted.js";
 import { type LlamaConfig, type LlamaInput, type KvCache, decoderLayer, lmHead } from "./llama.js";
@@ -39,6 +38,7 @@ function pick<T>(record: Record<string, T>, keep: (k: string) => boolean): Recor
   return Object.fromEntries(Object.entries(record).filter(([k]) => keep(k)));
 }
 
+const EMBED = "model.embed_tokens.weight";
 const layerPrefix = (i: number) => `model.layers.${i}.`;
 const inLayer = (i: number) => (k: string) => k.startsWith(layerPrefix(i));
 const inHead = (k: string) => !k.startsWith("model.layers.");
@@ -58,13 +58,13 @@ export async function layerwiseValueAndGrad(
   o: ApplyOptions & { compiled?: boolean } = {},
 ): Promise<[Arr, Trainable]> {
   const plan: AdapterPlan | null = m.active ? m.adapters[m.active].plan : null;
-  if ("model.embed_tokens.weight" in t.extras) {
-    tree.dispose([t, ids] as never);
-    throw new ConfigError("layerwiseValueAndGrad: training model.embed_tokens.weight is not supported layer by layer; use the trainer's full-model step");
-  }
   const steps = (o.compiled ?? true) && !planUsesDropout(plan) ? compiledSteps(m, c, t, plan, o) : eagerSteps(m, c, t, plan, o);
   const L = c.numHiddenLayers;
-  let h = np.take(m.weights["model.embed_tokens.weight"].ref, ids, 0); // [B, T, d]
+  // A trained embedding (full finetuning) gets two gradients: through the head when tied (the head's vjp) and
+  // through the lookup, which is the input cotangent scattered into its rows (an eager vjp of take, at the end).
+  const trainedEmbed: Arr | undefined = t.extras[EMBED];
+  const lookup = trainedEmbed ? { table: trainedEmbed.ref, ids: ids.ref } : null;
+  let h = np.take((trainedEmbed ?? m.weights[EMBED]).ref, ids, 0); // [B, T, d]
   for (let i = 0; i < L; i++) h = await steps.forward(i, h);
 
   const head = piece(m, plan, o, inHead, (w, lf, x) => loss(lmHead(c, w, lf, x)));
@@ -82,7 +82,15 @@ export async function layerwiseValueAndGrad(
     Object.assign(gAdapter, ga);
     Object.assign(gExtras, ge);
   }
-  g.dispose(); // d loss / d embeddings of the batch: not trained. Every leaf of t went into exactly one vjp, which consumed it.
+  if (lookup) {
+    const [rows, back] = vjp(((table: Arr) => np.take(table, lookup.ids, 0)) as never, [lookup.table] as never) as unknown as [Arr, Back];
+    rows.dispose();
+    const [gTable] = back(g) as [Arr];
+    back.dispose();
+    gExtras[EMBED] = gExtras[EMBED] ? gExtras[EMBED].add(gTable) : gTable;
+    await blockUntilReady(gExtras[EMBED]);
+  } else g.dispose(); // d loss / d embeddings of the batch: not trained.
+  // Every leaf of t went into exactly one vjp, which consumed it.
   // The same key order as the trainables, so optimizer state built from them lines up.
   const order = (keys: string[], from: Record<string, unknown>) => Object.fromEntries(keys.map((k) => [k, from[k]]));
   return [value, { adapter: order(Object.keys(gAdapter).sort(byKeyOf(plan)), gAdapter) as AdapterParams, extras: order(Object.keys(gExtras).sort(), gExtras) as Record<string, Arr> }];

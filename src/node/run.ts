@@ -148,10 +148,9 @@ export async function prepareRun(cfg: RunConfig): Promise<Prepared> {
 export const LAYERWISE_FROM_LAYERS = 12;
 
 function deepModelGradients(p: Prepared) {
-  // Deep models evaluate layer by layer (taskOptions.layerwise) and train so too, except in full finetuning, which
-  // trains the embedding; the layer-by-layer backward does not: whole-model step.
+  // Deep models evaluate layer by layer (taskOptions.layerwise) and train so too, full finetuning included.
   const config = p.kind === "lm" ? p.taskOptions.layerwise : undefined;
-  if (p.kind !== "lm" || !config || !p.model.active) return undefined;
+  if (p.kind !== "lm" || !config) return undefined;
   const { model } = p;
   return (t: Trainable, input: LlamaInput, target: Arr, random: () => number): Promise<[Arr, Trainable]> =>
     layerwiseValueAndGrad(model, config, t, input.ids, (logits) => crossEntropy(logits, target), { training: true, random });
