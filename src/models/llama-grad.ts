@@ -63,6 +63,7 @@ export async function layerwiseValueAndGrad(
   // A trained embedding (full finetuning) gets two gradients: through the head when tied (the head's vjp) and
   // through the lookup, which is the input cotangent scattered into its rows (an eager vjp of take, at the end).
   const trainedEmbed: Arr | undefined = t.extras[EMBED];
+  const extrasOrder = Object.keys(t.extras);
   const lookup = trainedEmbed ? { table: trainedEmbed.ref, ids: ids.ref } : null;
   let h = np.take((trainedEmbed ?? m.weights[EMBED]).ref, ids, 0); // [B, T, d]
   for (let i = 0; i < L; i++) h = await steps.forward(i, h);
@@ -93,7 +94,7 @@ export async function layerwiseValueAndGrad(
   // Every leaf of t went into exactly one vjp, which consumed it.
   // The same key order as the trainables, so optimizer state built from them lines up.
   const order = (keys: string[], from: Record<string, unknown>) => Object.fromEntries(keys.map((k) => [k, from[k]]));
-  return [value, { adapter: order(Object.keys(gAdapter).sort(byKeyOf(plan)), gAdapter) as AdapterParams, extras: order(Object.keys(gExtras).sort(), gExtras) as Record<string, Arr> }];
+  return [value, { adapter: order(Object.keys(gAdapter).sort(byKeyOf(plan)), gAdapter) as AdapterParams, extras: order(extrasOrder, gExtras) as Record<string, Arr> }];
 }
 
 /**
@@ -227,4 +228,30 @@ function compiledSteps(m: LlamaModel, c: LlamaConfig, t: Trainable, plan: Adapte
 function byKeyOf(plan: AdapterPlan | null): (a: string, b: string) => number {
   const rank = new Map((plan?.layers ?? []).map((l, i) => [l.module.path, i]));
   return (a, b) => (rank.get(a) ?? 0) - (rank.get(b) ?? 0);
+}
+
+/**
+ * Bytes of jax-js heap a layer-by-layer training step takes at most, estimated: the weights, three copies of the
+ * trained values (gradient and AdamW's two moments), every layer's kept input, one layer's recompute, and the head,
+ * whose [tokens, vocab] logits have about ten live copies in the loss and its backward. Calibrated on SmolLM2-135M's
+ * shape with BOFT on q/v (measured peaks 1.6 GB at 1×256, 3.0 GB at 4×256; this says 1.2 and 3.0 GB of heap).
+ */
+export function layerwiseStepBytes(c: LlamaConfig, tokens: number, seqLen: number, weightCount: number, trainedCount: number): number {
+  const { hiddenSize: d, intermediateSize: f, numHiddenLayers: L, numAttentionHeads: H, vocabSize: V } = c;
+  const perToken = 10 * V + 2 * L * d + 30 * (d + f) + 4 * H * seqLen;
+  return 4 * (weightCount + 3 * trainedCount + tokens * perToken);
+}
+
+/** What layer-by-layer training can hold: jax-js's wasm heap is 32-bit (4 GiB), minus a tenth for what we do not count. */
+export const LAYERWISE_HEAP_BUDGET = 0.9 * 4 * 2 ** 30;
+
+/**
+ * The number of micro-batches to split a batch of `batchSize` sequences into, so that each fits the heap: the
+ * smallest divisor k of batchSize whose micro-batch (batchSize / k sequences) fits, or batchSize when none does.
+ */
+export function microBatches(c: LlamaConfig, batchSize: number, seqLen: number, weightCount: number, trainedCount: number, budget = LAYERWISE_HEAP_BUDGET): number {
+  for (let k = 1; k <= batchSize; k++) {
+    if (batchSize % k === 0 && layerwiseStepBytes(c, (batchSize / k) * seqLen, seqLen, weightCount, trainedCount) <= budget) return k;
+  }
+  return batchSize;
 }
