@@ -84,8 +84,7 @@ export interface TrainOptions<I = unknown, T = unknown> {
   gradients?: (t: Trainable, input: I, target: T, random: () => number) => [Arr, Trainable] | Promise<[Arr, Trainable]>;
   /**
    * Take loss and gradients from the model's own layer-by-layer strategy (ModelDef.layerwise; deep models whose
-   * single compiled step would not fit jax-js's heap). Full finetuning keeps the whole-model step: it trains the
-   * embedding, which the layer-by-layer backward does not reach.
+   * single compiled step would not fit jax-js's heap), full finetuning included.
    */
   layerwise?: boolean;
 }
@@ -146,7 +145,7 @@ export async function* trainIter<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O
 
   const usesDropout = planUsesDropout(m.active ? m.adapters[m.active].plan : null);
   const random = () => dropout.nextFloat();
-  const custom = o.gradients ?? (o.layerwise && !o.full ? layerwiseGradients(m, task) : undefined);
+  const custom = o.gradients ?? (o.layerwise ? layerwiseGradients(m, task) : undefined);
   const gradients = custom
     ? Object.assign((t: Trainable, input: I, target: T) => custom(t, input, target, random), { dispose: () => {} })
     : gradientFn(m, task, o.jit ?? !usesDropout, random);
