@@ -6,7 +6,7 @@
  * the engine's array ownership rules.
  */
 import { fromHost, toHost, type HostTensor } from "./engine/index.js";
-import { cayley as cayleySolve, skewFromFull, skewFromPacked, cayleyNeumann, denseRotation, orthogonalityError } from "./math/index.js";
+import { cayleySolve, skewFromFull, skewFromPacked, cayleyNeumann, denseRotation, orthogonalityError } from "./math/index.js";
 import { cayleyJit } from "./math/cayley-jit.js";
 import { type AdapterMethod, type ModuleInfo, type LayerParams, planLayer, mergeLayer, unmergeLayer, layerParamShapes, nestLayerParams } from "./methods/adapter.js";
 

@@ -217,7 +217,7 @@ export function mergeCheckpoint(o: MergeOptions): MergeReport {
       if (stale.length) throw new FormatError(`${o.out}: already holds ${stale.join(", ")}, which the merged checkpoint would not replace. Use an empty folder.`);
     }
     const copyBuf = new Uint8Array(Math.min(COPY_BYTES, Math.max(1, ...ckpt.tensors.map((t) => sizeOf(t.shape) * dtypeSize(t.dtype)))));
-    const planWarnings = [...layers.values()].flatMap((l) => (l.plan.method === "OFT" ? l.plan.warnings : []));
+    const planWarnings = [...layers.values()].flatMap((l) => l.plan.warnings);
     const report: MergeReport = { merged: [], replaced: [], copied: 0, files: [], warnings: [...new Set([...adapter.config.warnings, ...planWarnings])] };
 
     const copyWriter = (shard: SafetensorsReader, e: TensorEntry): TensorWriter => (fd) => {
