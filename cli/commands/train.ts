@@ -22,7 +22,7 @@ export const trainCommand: Command = {
       else if (e.kind === "eval") progress.log(`step ${e.step} eval ${e.split}: loss ${e.loss.toFixed(4)} ${Object.entries(e.metrics ?? {}).map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`).join(" ")}`);
       else if ((e as { kind: string }).kind === "checkpoint") progress.log(`checkpoint: ${(e as unknown as { path: string }).path}`);
     };
-    const r = await runTraining(cfg, { resume: values.resume === true, onEvent });
+    const r = await runTraining(cfg, { resume: values.resume === true, onEvent, onNote: (n) => progress.log(`note: ${n}`) });
     const peakMiB = Math.round(process.resourceUsage().maxRSS / 1024);
     progress.done(`trained ${r.trainableParams.toLocaleString("en-US")} parameters in ${r.seconds.toFixed(1)} s, peak memory ${peakMiB} MiB`);
     console.log(renderTable(["split", "loss", ...Object.keys(r.finalEval[0]?.metrics ?? {})], r.finalEval.map((e) => [e.split, e.loss, ...Object.values(e.metrics ?? {})])));

@@ -1,0 +1,61 @@
+/**
+ * `boft train` / `boft generate` as users run them (node bin/boft.js, after `npm run build`) on the model the
+ * repository ships: assets/brown-lm trains on the user's own text ("kind": "text") and generates, through its
+ * tokenizer.json.
+ */
+import { describe, it, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { encode, decode } from "../src/data/text.js";
+
+const BIN = path.join(process.cwd(), "bin", "boft.js");
+const BROWN_LM = path.join(process.cwd(), "assets", "brown-lm");
+const TEXT = path.join(process.cwd(), "examples", "text", "train.jsonl");
+
+function boft(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8" });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), "boft-cli-run-"));
+after(() => fs.rmSync(root, { recursive: true, force: true }));
+
+describe("boft train + generate on assets/brown-lm", () => {
+  const run = path.join(root, "run.json");
+  const out = path.join(root, "out");
+
+  it('trains a BOFT adapter on "kind": "text" JSONL through the tokenizer.json', () => {
+    fs.writeFileSync(
+      run,
+      JSON.stringify({
+        model: { hf: BROWN_LM },
+        data: { kind: "text", path: TEXT, seqLen: 32, batchSize: 4 },
+        method: { peft_type: "BOFT", boft_block_size: 8, boft_n_butterfly_factor: 2, target_modules: ["q_proj", "v_proj"] },
+        train: { steps: 3, lr: 0.01, seed: 0 },
+        output: out,
+      }),
+    );
+    const r = boft("train", "--config", run);
+    assert.equal(r.status, 0, r.stderr);
+    const config = JSON.parse(fs.readFileSync(path.join(out, "adapter", "adapter_config.json"), "utf8")) as { peft_type: string; base_model_name_or_path: string };
+    assert.equal(config.peft_type, "BOFT");
+    assert.equal(config.base_model_name_or_path, BROWN_LM);
+    const steps = fs.readFileSync(path.join(out, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { kind: string; loss?: number }).filter((e) => e.kind === "step");
+    assert.equal(steps.length, 3);
+    // brown-lm already models English characters: its loss starts far below ln(97) = 4.57 of a uniform guess.
+    assert.ok(steps.every((e) => Number.isFinite(e.loss) && e.loss! < 3), JSON.stringify(steps));
+  });
+
+  it("generates through the trained adapter; ids are the character vocabulary's", () => {
+    const prompt = "The committee said";
+    const r = boft("generate", "--model", BROWN_LM, "--adapter", path.join(out, "adapter"), "--prompt", prompt, "--max-new-tokens", "12", "--json");
+    assert.equal(r.status, 0, r.stderr);
+    const j = JSON.parse(r.stdout.trim().split("\n").pop()!) as { prompt_ids: number[]; output_ids: number[]; text: string };
+    assert.deepEqual(j.prompt_ids, Array.from(encode(prompt)));
+    assert.equal(j.output_ids.length, 12);
+    assert.equal(j.text, decode(j.output_ids));
+  });
+});
