@@ -8,7 +8,7 @@
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
 import { np, tree, type Arr } from "../engine/index.js";
-import { ConfigError } from "../errors.js";
+import { ConfigError, FormatError } from "../errors.js";
 import { rng } from "../data/rng.js";
 import { encode as encodeChars, splitTokens } from "../data/text.js";
 import { rotateImages, invertImages, type LabelledImages } from "../data/vision.js";
@@ -30,7 +30,7 @@ import { loadBrown } from "./data/brown.js";
 import { loadMnist } from "./data/mnist.js";
 import { loadHfModel } from "./hf-model.js";
 import { openCheckpoint } from "./safetensors-file.js";
-import { saveCheckpoint, latestCheckpoint, loadCheckpoint, writeTrained, type TrainableLayout } from "./checkpoint.js";
+import { saveCheckpoint, latestCheckpoint, loadCheckpoint, removePartialWrites, writeTrained, type TrainableLayout } from "./checkpoint.js";
 import { atomicWriteFile } from "./atomic.js";
 import type { RunConfig, ModelSpec } from "./run-config.js";
 
@@ -195,6 +195,36 @@ export function evaluatePrepared(p: Prepared, trainable: Trainable | null): Prom
   return p.kind === "lm" ? evaluateLm(p.model, trainable, p.taskOptions) : evaluateClassifier(p.model, trainable, p.taskOptions);
 }
 
+/**
+ * metrics.jsonl as it stood when the checkpoint of `step` (in `checkpointDir`) was written: what a killed run logged
+ * after it is dropped, a last line cut short by the kill too, and the checkpoint's own line is restored if the kill
+ * came between writing the checkpoint and logging it (so a resumed log equals an uninterrupted one).
+ */
+function metricsUpTo(metricsPath: string, step: number, checkpointDir: string): string {
+  const text = fs.existsSync(metricsPath) ? fs.readFileSync(metricsPath, "utf8") : "";
+  const lines = text.split("\n");
+  lines.pop(); // "" when the file ends with a newline; else a line the kill cut short, dropped
+  const kept: string[] = [];
+  for (const [i, line] of lines.entries()) {
+    if (!line) continue;
+    let e: { kind?: string; step?: number };
+    try {
+      e = JSON.parse(line) as typeof e;
+    } catch {
+      throw new FormatError(`${metricsPath}:${i + 1}: not a JSON line; the log is damaged (not by a kill, which can only cut the last line).`);
+    }
+    if (typeof e.step === "number" && e.step <= step) kept.push(line);
+  }
+  const logged = kept.some((l) => {
+    const e = JSON.parse(l) as { kind?: string; step?: number };
+    return e.kind === "checkpoint" && e.step === step;
+  });
+  if (!logged) {
+    kept.push(toJsonLine({ kind: "checkpoint", step, path: checkpointDir } as never));
+  }
+  return kept.map((l) => l + "\n").join("");
+}
+
 export async function runTraining(
   cfg: RunConfig,
   o: { resume?: boolean; onEvent?: (e: TrainEvent) => void; prepared?: Prepared; /** What was chosen for the user, e.g. micro-batches. */ onNote?: (note: string) => void } = {},
@@ -216,11 +246,8 @@ export async function runTraining(
     const dir = latestCheckpoint(cfg.output);
     if (!dir) throw new ConfigError(`--resume: no checkpoint in ${cfg.output}`);
     resume = loadCheckpoint(dir, layout, fullKeys);
-    // Keep the log of the steps before the checkpoint; drop what a killed run logged after it.
-    if (fs.existsSync(metricsPath)) {
-      const kept = fs.readFileSync(metricsPath, "utf8").split("\n").filter((l) => l && (JSON.parse(l) as { step?: number }).step! <= resume!.step);
-      fs.writeFileSync(metricsPath, kept.map((l) => l + "\n").join(""));
-    }
+    removePartialWrites(cfg.output);
+    atomicWriteFile(metricsPath, metricsUpTo(metricsPath, resume.step, dir));
   } else fs.writeFileSync(metricsPath, "");
   const accumulate = p.kind === "lm" ? (p.accumulate ?? 1) : 1;
   const it = trainIter(model, p.task as Task<unknown, unknown, unknown>, { ...cfg.train, gradAccum: cfg.train.gradAccum * accumulate }, { full, resume, layerwise: p.kind === "lm" && p.taskOptions.layerwise });
