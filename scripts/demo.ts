@@ -108,6 +108,8 @@ async function main(): Promise<void> {
     const progress = createProgress({ total: cfg.train.steps, label: m.name, unit: task === "text" ? "tok" : "samples" });
     const points: [number, number][] = [[0, base.find((e) => e.split === "new")!.loss]];
     const r = await runTraining(cfg, {
+      overwrite: true, // each demo run replaces the previous one
+      evaluateBase: false, // the table already evaluates the base once, for every method
       onEvent: (e) => {
         if (e.kind === "step") progress.update(e.step, { loss: e.loss, items: e.items });
         if (e.kind === "eval" && e.split === "new") points.push([e.step, e.loss]);
