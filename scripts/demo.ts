@@ -112,6 +112,8 @@ async function main(): Promise<void> {
     const steps: number[] = [];
     let last: number | null = null;
     const r = await runTraining(cfg, {
+      overwrite: true, // each demo run replaces the previous one
+      evaluateBase: false, // the table already evaluates the base once, for every method
       onEvent: (e) => {
         if (e.kind === "step") {
           progress.update(e.step, { loss: e.loss, items: e.items });

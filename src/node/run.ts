@@ -30,9 +30,10 @@ import { loadBrown } from "./data/brown.js";
 import { loadMnist } from "./data/mnist.js";
 import { loadHfModel } from "./hf-model.js";
 import { openCheckpoint } from "./safetensors-file.js";
-import { saveCheckpoint, latestCheckpoint, loadCheckpoint, removePartialWrites, writeTrained, type TrainableLayout } from "./checkpoint.js";
+import { saveCheckpoint, loadCheckpoint, writeTrained, type TrainableLayout } from "./checkpoint.js";
 import { atomicWriteFile } from "./atomic.js";
-import type { RunConfig, ModelSpec } from "./run-config.js";
+import { checkTrainSettings, type RunConfig, type ModelSpec } from "./run-config.js";
+import { checkRunOutput, startRunOutput, checkTokenData, runRecord, RunInterrupted, type RunFolderOptions } from "./run-guard.js";
 
 type LmOut = { logits: Arr; cache?: KvCache };
 
@@ -133,11 +134,12 @@ export async function prepareRun(cfg: RunConfig): Promise<Prepared> {
     } else if (d.kind === "text") {
       if (!built.tokenizer) throw new ConfigError(`text data needs a tokenizer: use "model": {"hf": <folder with tokenizer.json>}`);
       const tok = built.tokenizer;
-      const docs = readTextData(d.path, d.field);
-      const ids = Int32Array.from(docs.flatMap((doc) => tok.encode(doc)));
-      const [train, val] = splitTokens(ids, 1 - (d.valFraction ?? 0.1));
+      const tokens = (path: string) => Int32Array.from(readTextData(path, d.field).flatMap((doc) => tok.encode(doc)));
+      const ids = tokens(d.path);
+      const [train, val] = d.eval !== undefined ? [ids, tokens(d.eval)] : splitTokens(ids, 1 - (d.valFraction ?? 0.1));
       taskOptions = { train, evals: { val }, batchSize: d.batchSize, seqLen: d.seqLen, evalWindows: d.evalWindows ?? 16 };
     } else throw new ConfigError(`a language model trains on "brown" or "text" data, not "${d.kind}"`);
+    checkTokenData(`${cfg.file}: data`, { "the training data": taskOptions.train, ...Object.fromEntries(Object.entries(taskOptions.evals).map(([k, v]) => [`evaluation split "${k}"`, v])) }, taskOptions.seqLen);
     const notes: string[] = [];
     let accumulate = 1;
     if (built.def.layerwise?.preferred) taskOptions.layerwise = true;
@@ -195,64 +197,52 @@ export function evaluatePrepared(p: Prepared, trainable: Trainable | null): Prom
   return p.kind === "lm" ? evaluateLm(p.model, trainable, p.taskOptions) : evaluateClassifier(p.model, trainable, p.taskOptions);
 }
 
-/**
- * metrics.jsonl as it stood when the checkpoint of `step` (in `checkpointDir`) was written: what a killed run logged
- * after it is dropped, a last line cut short by the kill too, and the checkpoint's own line is restored if the kill
- * came between writing the checkpoint and logging it (so a resumed log equals an uninterrupted one).
- */
-function metricsUpTo(metricsPath: string, step: number, checkpointDir: string): string {
-  const text = fs.existsSync(metricsPath) ? fs.readFileSync(metricsPath, "utf8") : "";
-  const lines = text.split("\n");
-  lines.pop(); // "" when the file ends with a newline; else a line the kill cut short, dropped
-  const kept: string[] = [];
-  for (const [i, line] of lines.entries()) {
-    if (!line) continue;
-    let e: { kind?: string; step?: number };
-    try {
-      e = JSON.parse(line) as typeof e;
-    } catch {
-      throw new FormatError(`${metricsPath}:${i + 1}: not a JSON line; the log is damaged (not by a kill, which can only cut the last line).`);
-    }
-    if (typeof e.step === "number" && e.step <= step) kept.push(line);
-  }
-  const logged = kept.some((l) => {
-    const e = JSON.parse(l) as { kind?: string; step?: number };
-    return e.kind === "checkpoint" && e.step === step;
-  });
-  if (!logged) {
-    kept.push(toJsonLine({ kind: "checkpoint", step, path: checkpointDir } as never));
-  }
-  return kept.map((l) => l + "\n").join("");
+/** Options of runTraining besides the run.json. */
+export interface RunTrainingOptions extends RunFolderOptions {
+  /** Every event as it happens, plus `{kind: "checkpoint", step, path}` and, on resume, `{kind: "resume", step, path}`. */
+  onEvent?: (e: TrainEvent) => void;
+  /** A model and data already prepared from this run.json (prepareRun). */
+  prepared?: Prepared;
+  /** Polled after each step: true ends the run there, with a checkpoint, by throwing RunInterrupted. */
+  stop?: () => boolean;
+  /** Evaluate the model before the first step and log it as step 0 (default true; not on resume). */
+  evaluateBase?: boolean;
+  /** What was chosen for the user, e.g. micro-batches. */
+  onNote?: (note: string) => void;
 }
 
-export async function runTraining(
-  cfg: RunConfig,
-  o: { resume?: boolean; onEvent?: (e: TrainEvent) => void; prepared?: Prepared; /** What was chosen for the user, e.g. micro-batches. */ onNote?: (note: string) => void } = {},
-): Promise<RunResult> {
+/**
+ * Trains as run.json says, into its output folder. Nothing is written until the settings, model, data and the
+ * folder's state are checked (run-guard.ts): a new run refuses a non-empty folder unless `overwrite`, `resume`
+ * continues only a checkpoint of the same settings.
+ */
+export async function runTraining(cfg: RunConfig, o: RunTrainingOptions = {}): Promise<RunResult> {
+  checkTrainSettings(cfg.train, cfg.file);
   const p = o.prepared ?? (await prepareRun(cfg));
   if (p.kind === "lm") for (const n of p.notes ?? []) o.onNote?.(n);
   const model = p.model as AdaptedModel<unknown, unknown>;
-  fs.mkdirSync(cfg.output, { recursive: true });
-  atomicWriteFile(nodePath.join(cfg.output, "run.json"), fs.readFileSync(cfg.file, "utf8"));
   const layout = layoutOf(p);
   const full = cfg.method === null;
   const fullKeys = Object.keys(model.weights);
   const extra = { baseModelNameOrPath: p.baseName, taskType: p.kind === "lm" ? "CAUSAL_LM" : null };
   const savedMethod = cfg.method && withDefaultTargets(cfg.method, model.def.type);
-  let resume;
-  const metricsPath = nodePath.join(cfg.output, "metrics.jsonl");
+  const record = runRecord(cfg);
+  const from = checkRunOutput(cfg, o);
+  const resume = from ? loadCheckpoint(from, layout, fullKeys) : undefined;
+  const metricsPath = startRunOutput(cfg, { ...o, resumed: resume && from ? { step: resume.step, dir: from } : undefined });
   const events: TrainEvent[] = [];
-  if (o.resume) {
-    const dir = latestCheckpoint(cfg.output);
-    if (!dir) throw new ConfigError(`--resume: no checkpoint in ${cfg.output}`);
-    resume = loadCheckpoint(dir, layout, fullKeys);
-    removePartialWrites(cfg.output);
-    atomicWriteFile(metricsPath, metricsUpTo(metricsPath, resume.step, dir));
-  } else fs.writeFileSync(metricsPath, "");
+  const log = (e: TrainEvent) => {
+    events.push(e);
+    fs.appendFileSync(metricsPath, toJsonLine(e as never) + "\n");
+    o.onEvent?.(e);
+  };
+  if (resume) o.onEvent?.({ kind: "resume", step: resume.step, path: from } as unknown as TrainEvent);
+  else if (o.evaluateBase ?? true) for (const e of await evaluatePrepared(p, null)) log({ ...e, step: 0 });
   const accumulate = p.kind === "lm" ? (p.accumulate ?? 1) : 1;
-  const it = trainIter(model, p.task as Task<unknown, unknown, unknown>, { ...cfg.train, gradAccum: cfg.train.gradAccum * accumulate }, { full, resume, layerwise: p.kind === "lm" && p.taskOptions.layerwise });
+  const it = trainIter(model, p.task as Task<unknown, unknown, unknown>, { ...cfg.train, gradAccum: cfg.train.gradAccum * accumulate }, { full, resume, layerwise: p.kind === "lm" && p.taskOptions.layerwise, stop: o.stop });
   const started = performance.now();
   let trained: Trainable;
+  let lastCheckpoint: { step: number; path: string } | null = null;
   for (;;) {
     const r = await it.next();
     if (r.done) {
@@ -261,12 +251,16 @@ export async function runTraining(
     }
     let e = r.value;
     if (e.kind === "snapshot") {
-      const path = saveCheckpoint(cfg.output, e.snapshot, savedMethod, extra);
+      const path = saveCheckpoint(cfg.output, e.snapshot, savedMethod, extra, record);
+      lastCheckpoint = { step: e.step, path };
       e = { kind: "checkpoint", step: e.step, path } as unknown as TrainEvent;
     }
-    events.push(e);
-    fs.appendFileSync(metricsPath, toJsonLine(e as never) + "\n");
-    o.onEvent?.(e);
+    log(e);
+  }
+  if (!events.some((e) => e.kind === "done")) {
+    // The trainer ended early: stop() asked, and the step's checkpoint is written.
+    tree.dispose(trained as never);
+    throw new RunInterrupted(lastCheckpoint!.step, lastCheckpoint!.path);
   }
   const seconds = (performance.now() - started) / 1000;
   const trainableParams = (tree.leaves(trained as never) as Arr[]).reduce((s, a) => s + a.size, 0);

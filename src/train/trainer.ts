@@ -87,6 +87,11 @@ export interface TrainOptions<I = unknown, T = unknown> {
    * single compiled step would not fit jax-js's heap), full finetuning included.
    */
   layerwise?: boolean;
+  /**
+   * Polled after each step (and its evaluation): true ends training there, after a snapshot of that step, without
+   * the "done" event; the returned trainables are then that step's.
+   */
+  stop?: () => boolean;
 }
 
 function initialTrainable<I, O>(m: AdaptedModel<I, O>, full: boolean): Trainable {
@@ -181,8 +186,13 @@ export async function* trainIter<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O
       if (task.evaluate && c.evalEvery > 0 && ((step + 1) % c.evalEvery === 0 || done)) {
         for (const e of await task.evaluate(m, tree.ref(trainable))) yield { ...e, step: step + 1 };
       }
-      if ((c.snapshotEvery > 0 && (step + 1) % c.snapshotEvery === 0) || done) {
+      const stopping = !done && (o.stop?.() ?? false);
+      if ((c.snapshotEvery > 0 && (step + 1) % c.snapshotEvery === 0) || done || stopping) {
         yield { kind: "snapshot", step: step + 1, snapshot: await snapshotOf(step + 1, trainable, opt, data, dropout) };
+      }
+      if (stopping) {
+        tree.dispose(opt as unknown as Tree);
+        return trainable;
       }
     }
     yield { kind: "done", step: c.steps, elapsedMs: performance.now() - started, finalLoss: lastLoss };
