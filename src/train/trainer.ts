@@ -84,10 +84,14 @@ export interface TrainOptions<I = unknown, T = unknown> {
   gradients?: (t: Trainable, input: I, target: T, random: () => number) => [Arr, Trainable] | Promise<[Arr, Trainable]>;
   /**
    * Take loss and gradients from the model's own layer-by-layer strategy (ModelDef.layerwise; deep models whose
-   * single compiled step would not fit jax-js's heap). Full finetuning keeps the whole-model step: it trains the
-   * embedding, which the layer-by-layer backward does not reach.
+   * single compiled step would not fit jax-js's heap), full finetuning included.
    */
   layerwise?: boolean;
+  /**
+   * Polled after each step (and its evaluation): true ends training there, after a snapshot of that step, without
+   * the "done" event; the returned trainables are then that step's.
+   */
+  stop?: () => boolean;
 }
 
 function initialTrainable<I, O>(m: AdaptedModel<I, O>, full: boolean): Trainable {
@@ -146,7 +150,7 @@ export async function* trainIter<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O
 
   const usesDropout = planUsesDropout(m.active ? m.adapters[m.active].plan : null);
   const random = () => dropout.nextFloat();
-  const custom = o.gradients ?? (o.layerwise && !o.full ? layerwiseGradients(m, task) : undefined);
+  const custom = o.gradients ?? (o.layerwise ? layerwiseGradients(m, task) : undefined);
   const gradients = custom
     ? Object.assign((t: Trainable, input: I, target: T) => custom(t, input, target, random), { dispose: () => {} })
     : gradientFn(m, task, o.jit ?? !usesDropout, random);
@@ -182,8 +186,13 @@ export async function* trainIter<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O
       if (task.evaluate && c.evalEvery > 0 && ((step + 1) % c.evalEvery === 0 || done)) {
         for (const e of await task.evaluate(m, tree.ref(trainable))) yield { ...e, step: step + 1 };
       }
-      if ((c.snapshotEvery > 0 && (step + 1) % c.snapshotEvery === 0) || done) {
+      const stopping = !done && (o.stop?.() ?? false);
+      if ((c.snapshotEvery > 0 && (step + 1) % c.snapshotEvery === 0) || done || stopping) {
         yield { kind: "snapshot", step: step + 1, snapshot: await snapshotOf(step + 1, trainable, opt, data, dropout) };
+      }
+      if (stopping) {
+        tree.dispose(opt as unknown as Tree);
+        return trainable;
       }
     }
     yield { kind: "done", step: c.steps, elapsedMs: performance.now() - started, finalLoss: lastLoss };
