@@ -17,7 +17,6 @@ import { layerParamShapes } from "../methods/adapter.js";
 import { withDefaultTargets } from "../methods/method.js";
 import { METHODS } from "../methods/registry.js";
 import { llama, type LlamaInput, type KvCache } from "../models/llama.js";
-import { layerwiseStepBytes, microBatches } from "../models/llama-grad.js";
 import { mlp } from "../models/mlp.js";
 import { cnn } from "../models/cnn.js";
 import { type AdaptedModel, type Trainable, adaptedModel, addAdapter, initWeights, withTrained, trainableOf } from "../models/adapted.js";
@@ -144,17 +143,18 @@ export async function prepareRun(cfg: RunConfig): Promise<Prepared> {
     checkTokenData(`${cfg.file}: data`, { "the training data": taskOptions.train, ...Object.fromEntries(Object.entries(taskOptions.evals).map(([k, v]) => [`evaluation split "${k}"`, v])) }, taskOptions.seqLen);
     const notes: string[] = [];
     let accumulate = 1;
-    if (built.def.layerwise?.preferred) taskOptions.layerwise = true;
-    if (taskOptions.layerwise) {
+    const strategy = built.def.layerwise;
+    if (strategy?.preferred) taskOptions.layerwise = true;
+    if (taskOptions.layerwise && strategy?.microBatches && strategy.stepBytes) {
       // A batch whose step would not fit jax-js's 4 GiB heap trains as micro-batches with accumulated gradients:
       // the same sequences (the data generator draws them one by one) and, up to rounding, the same step.
       const weightCount = Object.values(model.weights).reduce((n, w) => n + w.size, 0);
       const trained = model.active ? tree.leaves(trainableOf(model) as never).reduce((n: number, a) => (n += (a as Arr).size, (a as Arr).dispose(), n), 0) : weightCount;
       const B = taskOptions.batchSize;
-      accumulate = microBatches(built.config, B, taskOptions.seqLen, weightCount, trained);
+      accumulate = strategy.microBatches(B, taskOptions.seqLen, weightCount, trained);
       if (accumulate > 1) {
         const gb = (x: number) => (x / 1e9).toFixed(1);
-        const need = layerwiseStepBytes(built.config, B * taskOptions.seqLen, taskOptions.seqLen, weightCount, trained);
+        const need = strategy.stepBytes(B * taskOptions.seqLen, taskOptions.seqLen, weightCount, trained);
         taskOptions.batchSize = B / accumulate;
         notes.push(
           `a batch of ${B}×${taskOptions.seqLen} tokens needs about ${gb(need)} GB, more than jax-js's 4 GiB heap holds: each step trains ${accumulate} micro-batches of ${taskOptions.batchSize} and accumulates their gradients (the same step; set data.batchSize and train.gradAccum to choose yourself)`,
