@@ -3,14 +3,13 @@
  * turns errors into one line on stderr and a non-zero exit (1 for bad input, 2 for bad usage).
  */
 import { parseArgs } from "node:util";
-import { BoftError } from "../src/errors.js";
+import { BoftError, selectDevice } from "boft/node";
 import { type Command, UsageError } from "./command.js";
 import { mergeCommand } from "./commands/merge.js";
 import { inspectCommand } from "./commands/inspect.js";
 import { trainCommand } from "./commands/train.js";
 import { evalCommand } from "./commands/eval.js";
 import { generateCommand } from "./commands/generate.js";
-import { selectDevice } from "../src/node/device.js";
 
 const commands: Command[] = [trainCommand, evalCommand, mergeCommand, inspectCommand, generateCommand];
 
