@@ -104,18 +104,16 @@ async function main(): Promise<void> {
   fs.writeFileSync(nodePath.join(baseDir, "run.json"), JSON.stringify({ ...runJson({ peft_type: "FULL" }, 1e-3), output: "." }, null, 2));
   const base = await evaluateRun(readRunConfig(nodePath.join(baseDir, "run.json")), { adapter: null });
   // The base is evaluated once: its numbers do not depend on a training seed.
-  const rows: (string | number)[][] = [["base (no finetuning)", 0, 0, "-", "-", "-", metricOf(base, "new"), "-", metricOf(base, "old"), "-"]];
-  const perSeed: { method: string; new: number[]; old: number[] }[] = [];
-  const stepMs: number[] = []; // per method, the median training step (evaluations excluded)
+  const base0: (string | number)[] = ["base (no finetuning)", 0, 0, "-", "-", "-", metricOf(base, "new"), "-", metricOf(base, "old"), "-"];
   const curves: { name: string; points: [number, number][] }[] = [];
 
-  for (const m of methods) {
-    const news: number[] = [];
-    const olds: number[] = [];
-    const seconds: number[] = [];
-    const steps: number[] = [];
-    let params: [number, number] = [0, 0];
-    for (let seed = 0; seed < seedCount; seed++) {
+  // Seed by seed, every method, so the table (written after each seed) is complete for the seeds done so far.
+  const acc = methods.map(() => ({ news: [] as number[], olds: [] as number[], seconds: [] as number[], steps: [] as number[], params: [0, 0] as [number, number] }));
+  const q = task === "text" ? "ppl" : "acc";
+  const header = ["method", "stored params", "effective params", "time (s)", "step (ms)", "step ÷ full", `new-domain ${q}`, "± sd", `old-domain ${q}`, "± sd"];
+  for (let seed = 0; seed < seedCount; seed++) {
+    for (const [i, m] of methods.entries()) {
+      const a = acc[i];
       const dir = nodePath.join(outRoot, m.name.split(" ")[0].toLowerCase() + (seed > 0 ? `-seed${seed}` : ""));
       fs.mkdirSync(dir, { recursive: true });
       const file = nodePath.join(dir, "run.json");
@@ -125,6 +123,7 @@ async function main(): Promise<void> {
       const progress = createProgress({ total: cfg.train.steps, label, unit: task === "text" ? "tok" : "samples" });
       const points: [number, number][] = [[0, base.find((e) => e.split === "new")!.loss]];
       let last: number | null = null;
+      const steps: number[] = [];
       const r = await runTraining(cfg, {
         overwrite: true, // each demo run replaces the previous one
         evaluateBase: false, // the table already evaluates the base once, for every method
@@ -143,27 +142,27 @@ async function main(): Promise<void> {
         if (points[points.length - 1][0] !== cfg.train.steps) points.push([cfg.train.steps, r.finalEval.find((e) => e.split === "new")!.loss]);
         curves.push({ name: m.name, points });
       }
-      news.push(metricOf(r.finalEval, "new"));
-      olds.push(metricOf(r.finalEval, "old"));
-      seconds.push(r.seconds);
-      params = [r.trainableParams, r.effectiveParams];
-      if (steps.length === 0) steps.push(r.seconds * 1000);
+      a.news.push(metricOf(r.finalEval, "new"));
+      a.olds.push(metricOf(r.finalEval, "old"));
+      a.seconds.push(r.seconds);
+      a.steps.push(...(steps.length ? steps : [r.seconds * 1000]));
+      a.params = [r.trainableParams, r.effectiveParams];
     }
-    perSeed.push({ method: m.name, new: news, old: olds });
-    stepMs.push(median(steps));
-    rows.push([m.name, ...params, median(seconds).toFixed(1), stepMs[stepMs.length - 1].toFixed(0), "", mean(news), spread(news), mean(olds), spread(olds)]);
+    // Step time ÷ full finetuning's (the last method): what an adapter saves, or costs, per step.
+    const stepMs = acc.map((a) => median(a.steps));
+    const fullMs = stepMs[stepMs.length - 1];
+    const rows = [base0, ...methods.map((m, i) => {
+      const a = acc[i];
+      return [m.name, ...a.params, median(a.seconds).toFixed(1), stepMs[i].toFixed(0), (stepMs[i] / fullMs).toFixed(2), mean(a.news), spread(a.news), mean(a.olds), spread(a.olds)];
+    })];
+    const done = seed + 1;
+    const table = renderTable(header, rows);
+    const note = done > 1 ? `mean over ${done} seeds (training data order and adapter init); ± sd: standard deviation across them; time: median run` : "one seed: no spread measured";
+    console.log(`\n${table}\n${note}\n`);
+    fs.writeFileSync(nodePath.join(outRoot, "results.txt"), `${table}\n${note}\n`);
+    const perSeed = methods.map((m, i) => ({ method: m.name, new: acc[i].news, old: acc[i].olds }));
+    fs.writeFileSync(nodePath.join(outRoot, "results.json"), JSON.stringify({ task, quick, seeds: done, header, rows, perSeed }, null, 2) + "\n");
   }
-  // Step time ÷ full finetuning's (the last method): what an adapter saves, or costs, per step.
-  const fullMs = stepMs[stepMs.length - 1];
-  for (let i = 0; i < stepMs.length; i++) rows[i + 1][5] = (stepMs[i] / fullMs).toFixed(2);
-
-  const q = task === "text" ? "ppl" : "acc";
-  const header = ["method", "stored params", "effective params", "time (s)", "step (ms)", "step ÷ full", `new-domain ${q}`, "± sd", `old-domain ${q}`, "± sd"];
-  const table = renderTable(header, rows);
-  const note = seedCount > 1 ? `mean over ${seedCount} seeds (training data order and adapter init); ± sd: standard deviation across them; time: median run` : "one seed: no spread measured";
-  console.log(`\n${table}\n${note}\n`);
-  fs.writeFileSync(nodePath.join(outRoot, "results.txt"), `${table}\n${note}\n`);
-  fs.writeFileSync(nodePath.join(outRoot, "results.json"), JSON.stringify({ task, quick, seeds: seedCount, header, rows, perSeed }, null, 2) + "\n");
   const plot = linePlot(curves.map((c) => ({ name: c.name, points: c.points, mode: "both" as const })), {
     title: `${task} demo: new-domain loss`,
     xLabel: "step",
