@@ -15,3 +15,5 @@ export { loadMnist, type MnistSplit, type MnistOpts } from "./data/mnist.js";
 export { loadBrown, type BrownOpts, type BrownCorpus } from "./data/brown.js";
 export { selectDevice, provideNodeWebGpu } from "./device.js";
 export { atomicWriteFile } from "./atomic.js";
+export { RunInterrupted, adapterPlanWarnings, type RunFolderOptions } from "./run-guard.js";
+export type { RunTrainingOptions } from "./run.js";

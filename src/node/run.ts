@@ -8,7 +8,7 @@
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
 import { np, tree, type Arr } from "../engine/index.js";
-import { ConfigError } from "../errors.js";
+import { ConfigError, FormatError } from "../errors.js";
 import { rng } from "../data/rng.js";
 import { encode as encodeChars, splitTokens } from "../data/text.js";
 import { rotateImages, invertImages, type LabelledImages } from "../data/vision.js";
@@ -31,15 +31,26 @@ import { loadMnist } from "./data/mnist.js";
 import { loadHfModel } from "./hf-model.js";
 import { loadAdapter } from "./model-adapter.js";
 import { openCheckpoint } from "./safetensors-file.js";
-import { saveCheckpoint, latestCheckpoint, loadCheckpoint, writeTrained, type TrainableLayout } from "./checkpoint.js";
+import { saveCheckpoint, loadCheckpoint, writeTrained, type TrainableLayout } from "./checkpoint.js";
 import { atomicWriteFile } from "./atomic.js";
-import type { RunConfig, ModelSpec } from "./run-config.js";
+import { checkTrainSettings, type RunConfig, type ModelSpec } from "./run-config.js";
+import { checkRunOutput, startRunOutput, checkTokenData, runRecord, RunInterrupted, type RunFolderOptions } from "./run-guard.js";
 
 type LmOut = { logits: Arr; cache?: KvCache };
 
 /** A model and task ready to train, of either kind. */
 export type Prepared =
-  | { kind: "lm"; model: AdaptedModel<LlamaInput, LmOut>; task: Task<LlamaInput, LmOut, Arr>; taskOptions: LmTaskOptions; baseName: string | null }
+  | {
+      kind: "lm";
+      model: AdaptedModel<LlamaInput, LmOut>;
+      task: Task<LlamaInput, LmOut, Arr>;
+      taskOptions: LmTaskOptions;
+      baseName: string | null;
+      /** Micro-batches per data.batchSize batch (taskOptions.batchSize is the micro-batch), chosen to fit the heap. */
+      accumulate?: number;
+      /** What was chosen for the user (printed by `boft train`). */
+      notes?: string[];
+    }
   | { kind: "classify"; model: AdaptedModel<Arr, Arr>; task: Task<Arr, Arr, Arr>; taskOptions: ClassifyTaskOptions; baseName: string | null };
 
 function loadWeightsFile(file: string, def: ModelDef<unknown, unknown>): Weights {
@@ -124,13 +135,33 @@ export async function prepareRun(cfg: RunConfig): Promise<Prepared> {
     } else if (d.kind === "text") {
       if (!built.tokenizer) throw new ConfigError(`text data needs a tokenizer: use "model": {"hf": <folder with tokenizer.json>}`);
       const tok = built.tokenizer;
-      const docs = readTextData(d.path, d.field);
-      const ids = Int32Array.from(docs.flatMap((doc) => tok.encode(doc)));
-      const [train, val] = splitTokens(ids, 1 - (d.valFraction ?? 0.1));
+      const tokens = (path: string) => Int32Array.from(readTextData(path, d.field).flatMap((doc) => tok.encode(doc)));
+      const ids = tokens(d.path);
+      const [train, val] = d.eval !== undefined ? [ids, tokens(d.eval)] : splitTokens(ids, 1 - (d.valFraction ?? 0.1));
       taskOptions = { train, evals: { val }, batchSize: d.batchSize, seqLen: d.seqLen, evalWindows: d.evalWindows ?? 16 };
     } else throw new ConfigError(`a language model trains on "brown" or "text" data, not "${d.kind}"`);
-    if (built.def.layerwise?.preferred) taskOptions.layerwise = true;
-    return { kind: "lm", model, task: lmTask(taskOptions), taskOptions, baseName: built.baseName };
+    checkTokenData(`${cfg.file}: data`, { "the training data": taskOptions.train, ...Object.fromEntries(Object.entries(taskOptions.evals).map(([k, v]) => [`evaluation split "${k}"`, v])) }, taskOptions.seqLen);
+    const notes: string[] = [];
+    let accumulate = 1;
+    const strategy = built.def.layerwise;
+    if (strategy?.preferred) taskOptions.layerwise = true;
+    if (taskOptions.layerwise && strategy?.microBatches && strategy.stepBytes) {
+      // A batch whose step would not fit jax-js's 4 GiB heap trains as micro-batches with accumulated gradients:
+      // the same sequences (the data generator draws them one by one) and, up to rounding, the same step.
+      const weightCount = Object.values(model.weights).reduce((n, w) => n + w.size, 0);
+      const trained = model.active ? tree.leaves(trainableOf(model) as never).reduce((n: number, a) => (n += (a as Arr).size, (a as Arr).dispose(), n), 0) : weightCount;
+      const B = taskOptions.batchSize;
+      accumulate = strategy.microBatches(B, taskOptions.seqLen, weightCount, trained);
+      if (accumulate > 1) {
+        const gb = (x: number) => (x / 1e9).toFixed(1);
+        const need = strategy.stepBytes(B * taskOptions.seqLen, taskOptions.seqLen, weightCount, trained);
+        taskOptions.batchSize = B / accumulate;
+        notes.push(
+          `a batch of ${B}×${taskOptions.seqLen} tokens needs about ${gb(need)} GB, more than jax-js's 4 GiB heap holds: each step trains ${accumulate} micro-batches of ${taskOptions.batchSize} and accumulates their gradients (the same step; set data.batchSize and train.gradAccum to choose yourself)`,
+        );
+      }
+    }
+    return { kind: "lm", model, task: lmTask(taskOptions), taskOptions, baseName: built.baseName, accumulate, notes };
   }
   if (d.kind !== "mnist") throw new ConfigError(`an ${cfg.model && "arch" in cfg.model ? cfg.model.arch : ""} model trains on "mnist" data`);
   const model = withAdapter(adaptedModel(built.def, built.weights));
@@ -177,32 +208,53 @@ export function evaluatePrepared(p: Prepared, trainable: Trainable | null): Prom
   return p.kind === "lm" ? evaluateLm(p.model, trainable, p.taskOptions) : evaluateClassifier(p.model, trainable, p.taskOptions);
 }
 
-export async function runTraining(cfg: RunConfig, o: { resume?: boolean; onEvent?: (e: TrainEvent) => void; prepared?: Prepared } = {}): Promise<RunResult> {
+/** Options of runTraining besides the run.json. */
+export interface RunTrainingOptions extends RunFolderOptions {
+  /** Every event as it happens, plus `{kind: "checkpoint", step, path}` and, on resume, `{kind: "resume", step, path}`. */
+  onEvent?: (e: TrainEvent) => void;
+  /** A model and data already prepared from this run.json (prepareRun). */
+  prepared?: Prepared;
+  /** Aborting ends the run after the step in progress, with a checkpoint, by throwing RunInterrupted. */
+  signal?: AbortSignal;
+  /** Evaluate the model before the first step and log it as step 0 (default true; not on resume). */
+  evaluateBase?: boolean;
+  /** What was chosen for the user, e.g. micro-batches. */
+  onNote?: (note: string) => void;
+}
+
+/**
+ * Trains as run.json says, into its output folder. Nothing is written until the settings, model, data and the
+ * folder's state are checked (run-guard.ts): a new run refuses a non-empty folder unless `overwrite`, `resume`
+ * continues only a checkpoint of the same settings.
+ */
+export async function runTraining(cfg: RunConfig, o: RunTrainingOptions = {}): Promise<RunResult> {
+  checkTrainSettings(cfg.train, cfg.file);
   const p = o.prepared ?? (await prepareRun(cfg));
+  if (p.kind === "lm") for (const n of p.notes ?? []) o.onNote?.(n);
   const model = p.model as AdaptedModel<unknown, unknown>;
-  fs.mkdirSync(cfg.output, { recursive: true });
-  atomicWriteFile(nodePath.join(cfg.output, "run.json"), cfg.text);
   const layout = layoutOf(p);
   const full = cfg.method === null;
   const fullKeys = Object.keys(model.weights);
   const extra = { baseModelNameOrPath: p.baseName, taskType: p.kind === "lm" ? "CAUSAL_LM" : null };
   const savedMethod = cfg.method && withDefaultTargets(cfg.method, model.def.type);
-  let resume;
-  const metricsPath = nodePath.join(cfg.output, "metrics.jsonl");
+  const record = runRecord(cfg);
+  const from = checkRunOutput(cfg, o);
+  const resume = from ? loadCheckpoint(from, layout, fullKeys) : undefined;
+  const metricsPath = startRunOutput(cfg, { ...o, resumed: resume && from ? { step: resume.step, dir: from } : undefined });
   const events: TrainEvent[] = [];
-  if (o.resume) {
-    const dir = latestCheckpoint(cfg.output);
-    if (!dir) throw new ConfigError(`--resume: no checkpoint in ${cfg.output}`);
-    resume = loadCheckpoint(dir, layout, fullKeys);
-    // Keep the log of the steps before the checkpoint; drop what a killed run logged after it.
-    if (fs.existsSync(metricsPath)) {
-      const kept = fs.readFileSync(metricsPath, "utf8").split("\n").filter((l) => l && (JSON.parse(l) as { step?: number }).step! <= resume!.step);
-      fs.writeFileSync(metricsPath, kept.map((l) => l + "\n").join(""));
-    }
-  } else fs.writeFileSync(metricsPath, "");
-  const it = trainIter(model, p.task as Task<unknown, unknown, unknown>, cfg.train, { full, resume, layerwise: p.kind === "lm" && p.taskOptions.layerwise });
+  const log = (e: TrainEvent) => {
+    events.push(e);
+    fs.appendFileSync(metricsPath, toJsonLine(e as never) + "\n");
+    o.onEvent?.(e);
+  };
+  if (resume) o.onEvent?.({ kind: "resume", step: resume.step, path: from } as unknown as TrainEvent);
+  else if (o.evaluateBase ?? true) for (const e of await evaluatePrepared(p, null)) log({ ...e, step: 0 });
+  const accumulate = p.kind === "lm" ? (p.accumulate ?? 1) : 1;
+  const it = trainIter(model, p.task as Task<unknown, unknown, unknown>, { ...cfg.train, gradAccum: cfg.train.gradAccum * accumulate }, { full, resume, layerwise: p.kind === "lm" && p.taskOptions.layerwise, signal: o.signal });
   const started = performance.now();
   let trained: Trainable;
+  let lastCheckpoint: { step: number; path: string } | null = null;
+  let stopped = false;
   for (;;) {
     const r = await it.next();
     if (r.done) {
@@ -211,12 +263,18 @@ export async function runTraining(cfg: RunConfig, o: { resume?: boolean; onEvent
     }
     let e = r.value;
     if (e.kind === "checkpoint" && e.snapshot) {
-      const path = saveCheckpoint(cfg.output, e.snapshot, savedMethod, extra);
+      const path = saveCheckpoint(cfg.output, e.snapshot, savedMethod, extra, record);
+      lastCheckpoint = { step: e.step, path };
       e = { kind: "checkpoint", step: e.step, path };
     }
-    events.push(e);
-    fs.appendFileSync(metricsPath, toJsonLine(e) + "\n");
-    o.onEvent?.(e);
+    // A stopped run's log ends at its checkpoint, which is where a resumed run's log continues.
+    if (e.kind === "done" && e.stopped) stopped = true;
+    else log(e);
+  }
+  if (stopped) {
+    // The signal was aborted, and the step's checkpoint is written.
+    tree.dispose(trained as never);
+    throw new RunInterrupted(lastCheckpoint!.step, lastCheckpoint!.path);
   }
   const seconds = (performance.now() - started) / 1000;
   const trainableParams = (tree.leaves(trained as never) as Arr[]).reduce((s, a) => s + a.size, 0);
