@@ -260,6 +260,11 @@ function verifyWritten(file: string, planned: readonly TensorEntry[], hashes: Re
   }
 }
 
+/**
+ * Merges a PEFT adapter (BOFT, OFT or LoRA) into a safetensors checkpoint (a file, or a folder single-file or
+ * sharded), streaming tensor by tensor, and writes the merged checkpoint to `o.out` (what `boft merge` does).
+ * Everything is checked before the first byte is written; files are written under temporary names and renamed.
+ */
 export function mergeCheckpoint(o: MergeOptions): MergeReport {
   const chunkBytes = o.chunkBytes ?? DEFAULT_CHUNK_BYTES;
   if (!(chunkBytes > 0)) throw new RangeError(`mergeCheckpoint: chunkBytes must be positive (got ${chunkBytes})`);

@@ -110,6 +110,10 @@ function readTextData(path: string, field: string | undefined): string[] {
     });
 }
 
+/**
+ * Builds a run's model (with its adapter, unless full finetuning), task and data from a parsed run.json, without
+ * training or writing anything. Throws ConfigError / FormatError for data or models that do not fit.
+ */
 export async function prepareRun(cfg: RunConfig): Promise<Prepared> {
   const seed = cfg.train.seed;
   const d = cfg.data;

@@ -20,12 +20,8 @@ import {
 import { preview } from "../formats/json-object.js";
 import { IO_CHUNK, writeAll, writeAtomically } from "./atomic.js";
 
-/** A tensor read from a file. F16/BF16 arrive as Float32Array (exactly), F64 as Float64Array. */
-export interface StTensor {
-  dtype: StDType;
-  shape: number[];
-  data: Float32Array | Float64Array;
-}
+// A tensor read from a file: the one type for files on disk and in memory (formats/tensor-store.ts).
+import type { StoredTensor } from "../formats/tensor-store.js";
 
 /** One open safetensors file. Holds a file descriptor until `close()`. */
 export class SafetensorsReader {
@@ -88,7 +84,7 @@ export class SafetensorsReader {
     return out;
   }
 
-  read(name: string): StTensor {
+  read(name: string): StoredTensor {
     const e = this.entry(name);
     // readRaw's buffer is fresh and aligned, so decode views it instead of copying.
     return { dtype: e.dtype, shape: e.shape.slice(), data: decode(e.dtype, this.readRaw(name)) };
@@ -174,7 +170,7 @@ export interface Checkpoint {
   names(): string[];
   has(name: string): boolean;
   info(name: string): CheckpointTensorInfo;
-  read(name: string): StTensor;
+  read(name: string): StoredTensor;
   readRaw(name: string): Uint8Array;
   close(): void;
 }
