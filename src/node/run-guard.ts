@@ -117,7 +117,8 @@ export function startRunOutput(cfg: RunConfig, o: RunFolderOptions & { resumed?:
     }
   }
   fs.mkdirSync(out, { recursive: true });
-  if (nodePath.resolve(out, "run.json") !== nodePath.resolve(cfg.file)) atomicWriteFile(nodePath.join(out, "run.json"), fs.readFileSync(cfg.file, "utf8"));
+  // The text as parsed, not the file read again: a RunConfig built in memory has no file.
+  if (nodePath.resolve(out, "run.json") !== nodePath.resolve(cfg.file)) atomicWriteFile(nodePath.join(out, "run.json"), cfg.text);
   const metricsPath = nodePath.join(out, "metrics.jsonl");
   if (o.resumed) {
     removePartialWrites(out);
