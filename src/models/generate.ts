@@ -173,8 +173,8 @@ function* decodeLoop(m: CausalLm, promptIds: readonly number[], o: GenerateOptio
 
 /**
  * Generates up to `maxNewTokens` tokens after `promptIds` with the model's active adapter (or the base when none is
- * active). Yields each new token id; returns them all. Borrows the model. Reads each token's logits synchronously,
- * on the main thread only; generateStream reads them asynchronously, so the worker threads take the kernels.
+ * active). Yields each new token id; returns them all. Borrows the model. Reads each token's logits synchronously
+ * (the faster way on Node); generateStream reads them asynchronously.
  */
 export function* generateIter(m: CausalLm, promptIds: readonly number[], o: GenerateOptions): Generator<number, number[]> {
   const loop = decodeLoop(m, promptIds, o);
@@ -193,8 +193,10 @@ export function* generateIter(m: CausalLm, promptIds: readonly number[], o: Gene
 }
 
 /**
- * generateIter with asynchronous reads: the decoding steps' kernels run on jax-js's worker threads (both cores),
- * and no synchronous read happens after the prompt (WebGPU cannot always give one). Same tokens.
+ * generateIter with asynchronous reads: no synchronous read happens after the prompt (WebGPU cannot always give
+ * one). Same tokens. On Node with worker threads it is the slower of the two: a token's kernels are too small for
+ * asynchronous dispatch to pay (SmolLM2-135M's shape: twice the CPU time per token, measured), so `boft generate`
+ * uses generateIter.
  */
 export async function* generateStream(m: CausalLm, promptIds: readonly number[], o: GenerateOptions): AsyncGenerator<number, number[]> {
   const loop = decodeLoop(m, promptIds, o);
