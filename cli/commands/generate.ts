@@ -2,6 +2,8 @@ import { mergeAndUnload, adaptedModel } from "../../src/models/adapted.js";
 import { generateIter, checkSampling, type CausalLm } from "../../src/models/generate.js";
 import { loadHfModel } from "../../src/node/hf-model.js";
 import { loadAdapter } from "../../src/node/model-adapter.js";
+import { ConfigError } from "../../src/errors.js";
+import { adapterPlanWarnings } from "../../src/node/run-guard.js";
 import { type Command, UsageError, requireString, optionalNumber } from "../command.js";
 
 function intOption(values: Record<string, unknown>, name: string, fallback: number | undefined): number | undefined {
@@ -21,7 +23,7 @@ export const generateCommand: Command = {
     adapter: { type: "string", description: "PEFT adapter folder to apply (BOFT, OFT or LoRA)", valueName: "folder" },
     merge: { type: "boolean", description: "merge the adapter into the weights first (same tokens, faster)" },
     prompt: { type: "string", description: "the prompt text", valueName: "text" },
-    "max-new-tokens": { type: "string", description: "how many tokens to generate at most", valueName: "N" },
+    "max-new-tokens": { type: "string", description: "how many tokens to generate at most (generation stops at the model's max_position_embeddings)", valueName: "N" },
     temperature: { type: "string", description: "sampling temperature; 0 (default) is greedy", valueName: "T" },
     "top-k": { type: "string", description: "sample from the K most likely tokens only (default 0: off)", valueName: "K" },
     "top-p": { type: "string", description: "nucleus sampling mass (default 1: off)", valueName: "P" },
@@ -51,7 +53,7 @@ export const generateCommand: Command = {
     let m: CausalLm = adaptedModel(hf.def, hf.weights);
     if (typeof adapterDir === "string") {
       const loaded = loadAdapter(m, adapterDir);
-      for (const w of loaded.warnings) console.error(`warning: ${w}`);
+      for (const w of [...loaded.warnings, ...adapterPlanWarnings(loaded.model as never)]) console.error(`warning: ${w}`);
       m = loaded.model;
       if (values.merge) m = adaptedModel(hf.def, mergeAndUnload(m));
     }
@@ -60,11 +62,21 @@ export const generateCommand: Command = {
     // A rendered chat template already holds its special tokens (transformers: add_special_tokens=False).
     const promptIds = tok.encode(text, { addSpecialTokens: !values.chat });
     const loadedMs = performance.now() - started;
+    // The model has no positions past max_position_embeddings: stop there rather than run on with untrained ones.
+    const maxPositions = hf.config.maxPositionEmbeddings;
+    if (promptIds.length >= maxPositions) {
+      throw new ConfigError(`the prompt is ${promptIds.length} tokens; the model takes at most max_position_embeddings = ${maxPositions} in all`);
+    }
+    let newTokens = maxNewTokens;
+    if (promptIds.length + maxNewTokens > maxPositions) {
+      newTokens = maxPositions - promptIds.length;
+      console.error(`note: stopping after ${newTokens} new tokens, at max_position_embeddings = ${maxPositions} (prompt ${promptIds.length} + ${maxNewTokens} asked would pass it)`);
+    }
 
     const out: number[] = [];
     let shown = "";
     const t0 = performance.now();
-    for (const id of generateIter(m, promptIds, { ...sampling, seed, maxNewTokens, stopIds: hf.eosTokenIds })) {
+    for (const id of generateIter(m, promptIds, { ...sampling, seed, maxNewTokens: newTokens, stopIds: hf.eosTokenIds })) {
       out.push(id);
       if (values.json) continue;
       // Stream whole characters only: a byte-level token can end inside a UTF-8 sequence.

@@ -55,8 +55,10 @@ export function loadAdapter<I, O>(m: AdaptedModel<I, O>, dir: string, o: { name?
       tree.dispose(added.params);
       throw new FormatError(`${a.reader.path}: ${msg}`);
     };
-    if (absent.length) fail(`adapter_config.json targets ${absent.length} module(s) the file has no tensors for, e.g. ${absent.slice(0, 3).join(", ")}.`);
-    if (foreign.length) fail(`the file holds tensors for ${foreign.length} module(s) adapter_config.json does not target on this model, e.g. ${foreign.slice(0, 3).join(", ")}.`);
+    // Modules planned on this model but absent from the file, or the reverse: the file was made on another model.
+    const otherModel = `The adapter was trained for another model${a.config.baseModelNameOrPath ? ` (${a.config.baseModelNameOrPath})` : ""}.`;
+    if (absent.length) fail(`adapter_config.json targets ${absent.length} module(s) of this model the file has no tensors for, e.g. ${absent.slice(0, 3).join(", ")}. ${otherModel}`);
+    if (foreign.length) fail(`the file holds tensors for ${foreign.length} module(s) adapter_config.json does not target on this model, e.g. ${foreign.slice(0, 3).join(", ")}. ${otherModel}`);
     const extraWanted = new Set(added.extras);
     const extraKeys = new Map<string, string>(); // base key → file key
     for (const key of a.groups.extras) {
@@ -78,7 +80,7 @@ export function loadAdapter<I, O>(m: AdaptedModel<I, O>, dir: string, o: { name?
         const e = a.reader.entry(keys.get(suffix)!);
         if (!sameShape(e.shape, shape)) {
           tree.dispose(added.params);
-          throw new ShapeError(`${a.reader.path}: ${e.name} is [${e.shape}], but the config and ${layer.module.path} need [${shape}].`);
+          throw new ShapeError(`${a.reader.path}: ${e.name} is [${e.shape}], but the config and ${layer.module.path} need [${shape}]. ${otherModel}`);
         }
       }
     }
@@ -87,7 +89,7 @@ export function loadAdapter<I, O>(m: AdaptedModel<I, O>, dir: string, o: { name?
       const got = a.reader.entry(key).shape;
       if (!sameShape(want, got)) {
         tree.dispose(added.params);
-        throw new ShapeError(`${a.reader.path}: ${key} is [${got}], the base ${base} is [${want}].`);
+        throw new ShapeError(`${a.reader.path}: ${key} is [${got}], the base ${base} is [${want}]. ${otherModel}`);
       }
     }
     const params: AdapterParams = {};
