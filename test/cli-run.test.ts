@@ -117,3 +117,49 @@ describe("boft generate and train say what happens", () => {
     assert.equal(r.stdout, `boft ${pkg.version}\n`);
   });
 });
+
+describe("data.eval and the step-0 evaluation", () => {
+  it("evaluates a separate file: the base at step 0 (= boft eval --base) and the final model, in metrics.jsonl and loss.svg", () => {
+    const run = path.join(root, "eval-run.json");
+    const out = path.join(root, "eval-out");
+    const evalFile = path.join(process.cwd(), "examples", "text", "eval.jsonl");
+    const seqLen = 16;
+    fs.writeFileSync(
+      run,
+      JSON.stringify({
+        model: { hf: BROWN_LM },
+        data: { kind: "text", path: TEXT, eval: evalFile, seqLen, batchSize: 4, evalWindows: 64 },
+        method: { peft_type: "LORA", r: 4, lora_alpha: 8, target_modules: ["q_proj", "v_proj"] },
+        train: { steps: 2, lr: 0.01 },
+        output: out,
+      }),
+    );
+    const r = boft("train", "--config", run);
+    assert.equal(r.status, 0, r.stderr);
+    type Ev = { kind: string; step: number; split: string; loss: number; metrics: { tokens: number } };
+    const events = fs.readFileSync(path.join(out, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Ev);
+    const evals = events.filter((e) => e.kind === "eval");
+    assert.deepEqual(evals.map((e) => [e.step, e.split]), [[0, "val"], [2, "val"]]);
+    assert.equal(events[0].kind, "eval", "the base is evaluated before the first step");
+    // Every window of the eval file, and nothing of the training file: its tokens are the eval file's text.
+    const evalTokens = fs.readFileSync(evalFile, "utf8").trim().split("\n").reduce((n, l) => n + encode((JSON.parse(l) as { text: string }).text).length, 0);
+    assert.equal(evals[0].metrics.tokens, Math.floor((evalTokens - 1) / seqLen) * seqLen);
+    const base = boft("eval", "--config", run, "--base");
+    assert.equal(base.status, 0, base.stderr);
+    const row = base.stdout.split("\n").find((l) => l.startsWith("val "))!;
+    assert.equal(Number(row.trim().split(/\s+/)[1]).toFixed(2), evals[0].loss.toFixed(2), `${row} vs ${evals[0].loss}`);
+    // loss.svg: the eval curve has a marker on the x tick of step 0.
+    const svg = fs.readFileSync(path.join(out, "loss.svg"), "utf8");
+    const zero = /<text x="([\d.]+)" y="[\d.]+" text-anchor="middle">0<\/text>/.exec(svg);
+    assert.ok(zero, "an x tick at step 0");
+    assert.ok(svg.includes(`<circle cx="${zero[1]}"`), "a point at step 0");
+  });
+
+  it("data.eval with valFraction is refused (one of them)", () => {
+    const run = path.join(root, "eval-both.json");
+    fs.writeFileSync(run, JSON.stringify({ model: { hf: BROWN_LM }, data: { kind: "text", path: TEXT, eval: TEXT, valFraction: 0.1, seqLen: 16, batchSize: 2 }, method: { peft_type: "FULL" }, output: "x" }));
+    const r = boft("train", "--config", run);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /give either "eval" \(a separate evaluation file\) or "valFraction"/);
+  });
+});

@@ -253,7 +253,12 @@ export async function runTraining(cfg: RunConfig, o: RunTrainingOptions = {}): P
     : withTrained(model, trained);
   // The trainer already evaluated the final weights when its eval schedule reached the last step.
   const last = events.filter((e): e is EvalEvent => e.kind === "eval" && e.step === cfg.train.steps);
-  const finalEval = last.length ? last : await evaluatePrepared({ ...p, model: withWeights } as Prepared, withWeights.active ? trainableOf(withWeights) : null);
+  let finalEval = last;
+  if (!last.length) {
+    // Logged like the trainer's evaluations, so metrics.jsonl and loss.svg end with the final model too.
+    finalEval = (await evaluatePrepared({ ...p, model: withWeights } as Prepared, withWeights.active ? trainableOf(withWeights) : null)).map((e) => ({ ...e, step: cfg.train.steps }));
+    for (const e of finalEval) log(e);
+  }
   const curves = lossCurves(events as never);
   atomicWriteFile(
     nodePath.join(cfg.output, "loss.svg"),
