@@ -11,6 +11,7 @@ import { inspectCommand } from "./commands/inspect.js";
 import { trainCommand } from "./commands/train.js";
 import { evalCommand } from "./commands/eval.js";
 import { generateCommand } from "./commands/generate.js";
+import { selectDevice } from "../src/node/device.js";
 
 const commands: Command[] = [trainCommand, evalCommand, mergeCommand, inspectCommand, generateCommand];
 
@@ -23,7 +24,8 @@ function version(): string {
 function help(): string {
   const lines = ["usage: boft <command> [options]", "       boft --version", "", "commands:"];
   for (const c of commands) lines.push(`  ${c.name.padEnd(10)} ${c.summary}`);
-  lines.push("", "Run `boft <command> --help` for a command's options.");
+  lines.push("", "Every command takes --device wasm|webgpu|auto (default: BOFT_DEVICE, else wasm).");
+  lines.push("Run `boft <command> --help` for a command's options.");
   return lines.join("\n");
 }
 
@@ -36,8 +38,22 @@ function commandHelp(c: Command): string {
   return lines.join("\n");
 }
 
+/** Takes the global `--device <d>` / `--device=<d>` out of a command's arguments. */
+function takeDevice(args: string[]): { device: string | undefined; rest: string[] } {
+  const rest: string[] = [];
+  let device: string | undefined;
+  for (let k = 0; k < args.length; k++) {
+    if (args[k] === "--device") {
+      if (k + 1 >= args.length) throw new UsageError("--device needs a value (wasm, webgpu or auto)");
+      device = args[++k];
+    } else if (args[k].startsWith("--device=")) device = args[k].slice("--device=".length);
+    else rest.push(args[k]);
+  }
+  return { device, rest };
+}
+
 export async function main(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
+  const [name, ...args] = argv;
   if (!name || name === "--help" || name === "-h" || name === "help") {
     console.log(help());
     return name ? 0 : 2;
@@ -51,11 +67,13 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`boft: unknown command "${name}"\n\n${help()}`);
     return 2;
   }
-  if (rest.includes("--help") || rest.includes("-h")) {
+  if (args.includes("--help") || args.includes("-h")) {
     console.log(commandHelp(command));
     return 0;
   }
   try {
+    const { device, rest } = takeDevice(args);
+    await selectDevice(device);
     const options = Object.fromEntries(Object.entries(command.options).map(([k, { description: _d, valueName: _v, ...o }]) => [k, o]));
     const { values, positionals } = parseArgs({ args: rest, options, allowPositionals: true, strict: true });
     return await command.run(values as Record<string, string | boolean | string[] | undefined>, positionals);

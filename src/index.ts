@@ -6,11 +6,12 @@
  * the engine's array ownership rules.
  */
 import { fromHost, toHost, type HostTensor } from "./engine/index.js";
-import { cayley as cayleySolve, skewFromFull, skewFromPacked, cayleyNeumann, denseRotation, orthogonalityError } from "./math/index.js";
+import { cayleySolve, skewFromFull, skewFromPacked, cayleyNeumann, denseRotation, orthogonalityError } from "./math/index.js";
 import { cayleyJit } from "./math/cayley-jit.js";
 import { type AdapterMethod, type ModuleInfo, type LayerParams, planLayer, mergeLayer, unmergeLayer, layerParamShapes, nestLayerParams } from "./methods/adapter.js";
 
-export type { HostTensor, FloatDType } from "./engine/index.js";
+export type { HostTensor, FloatDType, Device } from "./engine/index.js";
+export { initDevice, currentDevice } from "./engine/index.js";
 export * as errors from "./errors.js";
 export { butterflyPerm, butterflyPerms, invertPerm, type ButterflyShape } from "./math/butterfly.js";
 export { boftConfig, resolveBoftShape, type BoftConfig } from "./methods/boft/config.js";

@@ -14,8 +14,8 @@ import { boftConfig } from "../src/methods/boft/config.js";
 import { oftConfig } from "../src/methods/oft/config.js";
 import { loraConfig } from "../src/methods/lora/config.js";
 import type { AdapterMethod } from "../src/methods/method.js";
-import { type ModuleInfo, planAdapter, initAdapter } from "../src/methods/adapter.js";
-import { type ModelShape, type ModuleShape, planParameters, planModule, groupPlannedModules } from "../src/methods/planner.js";
+import { planAdapter, initAdapter } from "../src/methods/adapter.js";
+import { type ModelShape, planParameters, planModule, groupPlannedModules } from "../src/methods/planner.js";
 import { PAPER_CLAIMS, explainClaim, roundsTo } from "../src/methods/paper-counts.js";
 import { MODEL_PRESETS, findModelPreset, presetModelShape, modelShapeFromConfig } from "../src/formats/hf-model-shapes.js";
 import { normalSampler } from "./helpers.js";
@@ -26,11 +26,11 @@ const TOY: ModelShape = {
   modelType: "toy",
   totalParams: 10_000,
   modules: [
-    { path: "stem.conv", kind: "conv2d", in: 2, out: 4, kernel: [3, 3], bias: true }, // n = 2·3·3 = 18
-    { path: "model.layers.0.q", kind: "linear", in: 16, out: 8 },
-    { path: "model.layers.0.v", kind: "linear", in: 16, out: 12, bias: true },
-    { path: "model.layers.1.q", kind: "linear", in: 16, out: 8 },
-    { path: "model.layers.1.v", kind: "linear", in: 16, out: 12, bias: true },
+    { path: "stem.conv", kind: "conv2d", inFeatures: 2, outFeatures: 4, kernel: [3, 3], bias: true }, // n = 2·3·3 = 18
+    { path: "model.layers.0.q", kind: "linear", inFeatures: 16, outFeatures: 8 },
+    { path: "model.layers.0.v", kind: "linear", inFeatures: 16, outFeatures: 12, bias: true },
+    { path: "model.layers.1.q", kind: "linear", inFeatures: 16, outFeatures: 8 },
+    { path: "model.layers.1.v", kind: "linear", inFeatures: 16, outFeatures: 12, bias: true },
   ],
   otherBiasParams: 5,
 };
@@ -120,8 +120,6 @@ function tensorShapes(p: unknown, prefix = ""): Record<string, number[]> {
   return out;
 }
 
-const toModuleInfo = (m: ModuleShape): ModuleInfo => ({ path: m.path, kind: m.kind, inFeatures: m.in, outFeatures: m.out, kernel: m.kernel });
-
 describe("planner against initAdapter's tensors", () => {
   const normal = normalSampler(7);
   const cases: Array<[string, AdapterMethod]> = [
@@ -135,7 +133,7 @@ describe("planner against initAdapter's tensors", () => {
   for (const [name, method] of cases) {
     it(`${name}: every tensor's shape and the stored count equal the real parameters`, () => {
       const plan = planParameters(TOY, method);
-      const real = initAdapter(planAdapter(method, TOY.modules.map(toModuleInfo)), { normal, uniform: () => 0.5 });
+      const real = initAdapter(planAdapter(method, TOY.modules), { normal, uniform: () => 0.5 });
       try {
         assert.deepEqual(Object.keys(real).sort(), plan.modules.map((p) => p.path).sort());
         for (const p of plan.modules) {
@@ -172,7 +170,7 @@ describe("formats.modelShapeFromConfig()", () => {
     };
     const m = modelShapeFromConfig(JSON.stringify(cfg), "tiny-qwen2");
     const byName = Object.fromEntries(m.modules.filter((x) => x.path.startsWith("model.layers.0.")).map((x) => [x.path.split(".").at(-1), x]));
-    assert.deepEqual([byName.q_proj.out, byName.k_proj.out, byName.v_proj.out, byName.o_proj.in], [64, 32, 32, 64]);
+    assert.deepEqual([byName.q_proj.outFeatures, byName.k_proj.outFeatures, byName.v_proj.outFeatures, byName.o_proj.inFeatures], [64, 32, 32, 64]);
     assert.deepEqual([byName.q_proj.bias, byName.o_proj.bias, byName.up_proj.bias], [true, false, false]);
     // embed 100·64; per layer q 64·64+64, k,v 64·32+32 each, o 64·64, gate/up/down 3·64·96, 2 norms; final norm.
     const layer = 64 * 64 + 64 + 2 * (64 * 32 + 32) + 64 * 64 + 3 * 64 * 96 + 2 * 64;

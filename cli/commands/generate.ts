@@ -1,5 +1,5 @@
 import { mergeAndUnload, adaptedModel } from "../../src/models/adapted.js";
-import { generateIter, checkSampling, type CausalLm } from "../../src/models/generate.js";
+import { generateStream, checkSampling, type CausalLm } from "../../src/models/generate.js";
 import { loadHfModel } from "../../src/node/hf-model.js";
 import { loadAdapter } from "../../src/node/model-adapter.js";
 import { ConfigError } from "../../src/errors.js";
@@ -31,7 +31,7 @@ export const generateCommand: Command = {
     chat: { type: "boolean", description: "wrap the prompt as one user message with the model's chat template" },
     json: { type: "boolean", description: 'print {"prompt_ids", "output_ids", "text"} as the last line instead of streaming' },
   },
-  run(values) {
+  async run(values) {
     const folder = requireString(values, "model");
     const prompt = values.prompt;
     if (typeof prompt !== "string") throw new UsageError("missing --prompt");
@@ -76,7 +76,7 @@ export const generateCommand: Command = {
     const out: number[] = [];
     let shown = "";
     const t0 = performance.now();
-    for (const id of generateIter(m, promptIds, { ...sampling, seed, maxNewTokens: newTokens, stopIds: hf.eosTokenIds })) {
+    for await (const id of generateStream(m, promptIds, { ...sampling, seed, maxNewTokens: newTokens, stopIds: hf.eosTokenIds })) {
       out.push(id);
       if (values.json) continue;
       // Stream whole characters only: a byte-level token can end inside a UTF-8 sequence.

@@ -46,7 +46,7 @@ export const trainCommand: Command = {
     };
     process.on("SIGINT", onSigint);
     try {
-      const r = await runTraining(cfg, { resume: values.resume === true, overwrite: values.overwrite === true, onEvent, prepared, stop: () => stopRequested });
+      const r = await runTraining(cfg, { resume: values.resume === true, overwrite: values.overwrite === true, onEvent, prepared, stop: () => stopRequested, onNote: (n) => progress.log(`note: ${n}`) });
       const peakMiB = Math.round(process.resourceUsage().maxRSS / 1024);
       progress.done(`trained ${r.trainableParams.toLocaleString("en-US")} parameters in ${r.seconds.toFixed(1)} s, peak memory ${peakMiB} MiB`);
       console.log(renderTable(["split", "loss", ...Object.keys(r.finalEval[0]?.metrics ?? {})], r.finalEval.map((e) => [e.split, e.loss, ...Object.values(e.metrics ?? {})])));

@@ -1,7 +1,8 @@
 /**
  * The engine: the only module that imports @jax-js/jax.
  *
- * It boots jax-js on its wasm backend (plain `init()` crashes on Node 20), installs the two
+ * It computes on jax-js's wasm backend until `initDevice` picks another (importing it fixes nothing, so a page can
+ * decide after load whether it has a GPU; plain `init()` of every backend crashes on Node 20), installs the two
  * polyfills jax-js needs on Node 20 (ES2025 iterator helpers; a Float16Array name for its
  * `instanceof` checks), and converts between host data (TypedArrays) and engine arrays.
  *
@@ -15,6 +16,7 @@ import "core-js/actual/iterator/index.js";
 // jax-js tests `instanceof Float16Array` before it reads a Float64Array; Node 20 has no such global.
 (globalThis as { Float16Array?: unknown }).Float16Array ??= class Float16ArrayUnavailable {};
 
+import { ConfigError } from "../errors.js";
 import {
   init,
   defaultDevice,
@@ -36,8 +38,52 @@ import {
 // src/node/threads.ts refuses to install its worker shim after this point (a late install breaks every kernel).
 (globalThis as Record<symbol, unknown>)[Symbol.for("boft.engine.loaded")] = true;
 
-await init("wasm");
-defaultDevice("wasm");
+/** Where arrays live and kernels run: jax-js's wasm backend (every JS runtime) or WebGPU (a GPU, when there is one). */
+export type Device = "wasm" | "webgpu";
+
+/** Runtime without `navigator` (Node 20) or whose navigator lacks WebGPU. */
+type MaybeNavigator = { gpu?: { requestAdapter(): Promise<unknown> }; userAgent?: string };
+
+function nav(): MaybeNavigator | undefined {
+  return (globalThis as { navigator?: MaybeNavigator }).navigator;
+}
+
+/**
+ * Selects the device every later array is created on, and returns it. "wasm" is the default and always works;
+ * "webgpu" needs `navigator.gpu` to give an adapter (a browser with WebGPU, or Node after `boft/node`'s
+ * `provideNodeWebGpu`) and throws a ConfigError saying why when it does not; "auto" takes WebGPU when it is there and
+ * wasm otherwise. Call it before creating arrays: arrays made earlier stay on their device.
+ */
+export async function initDevice(device: Device | "auto" = "wasm"): Promise<Device> {
+  if (device === "wasm") {
+    defaultDevice("wasm");
+    return "wasm";
+  }
+  if (device !== "webgpu" && device !== "auto") throw new ConfigError(`unknown device "${String(device)}" (wasm, webgpu or auto)`);
+  const n = nav();
+  if (!n?.gpu) {
+    if (device === "auto") return initDevice("wasm");
+    throw new ConfigError(
+      typeof window === "undefined"
+        ? "webgpu: this runtime has no navigator.gpu. In Node, install the optional package `webgpu` and select the device through boft/node (the CLI's --device webgpu or BOFT_DEVICE=webgpu do that)."
+        : "webgpu: this browser has no WebGPU (navigator.gpu is missing); use the wasm device.",
+    );
+  }
+  // jax-js's WebGPU module reads navigator.userAgent when it loads; Node's navigator may lack it.
+  if (typeof n.userAgent !== "string") Object.defineProperty(n, "userAgent", { value: "boft", configurable: true });
+  const available = await init("webgpu");
+  if (!available.includes("webgpu")) {
+    if (device === "auto") return initDevice("wasm");
+    throw new ConfigError("webgpu: navigator.gpu gave no adapter (no usable GPU or driver); use the wasm device.");
+  }
+  defaultDevice("webgpu");
+  return "webgpu";
+}
+
+/** The device new arrays are created on. */
+export function currentDevice(): Device {
+  return defaultDevice() === "webgpu" ? "webgpu" : "wasm";
+}
 
 export { np, lax, nn, random, tree, grad, valueAndGrad, vjp, jit, makeJaxpr, blockUntilReady, DType };
 export type Arr = JArray;
@@ -52,8 +98,21 @@ export interface HostTensor {
   data: Float32Array | Float64Array;
 }
 
+/** The engine dtype of `d`. WebGPU has no float64, so asking for it there is a ConfigError rather than a kernel failure later. */
 export function jaxDType(d: FloatDType): DType {
-  return d === "float64" ? np.float64 : np.float32;
+  if (d !== "float64") return np.float32;
+  if (currentDevice() === "webgpu") throw new ConfigError("float64 is not available on WebGPU; compute in float32 or use the wasm device");
+  return np.float64;
+}
+
+/**
+ * An array of `dtype` from values drawn in float64 on the host (random inits). Rounding to float32 happens on the
+ * host, which gives the same bits as drawing float64 and casting on the engine (both round to nearest), and works on
+ * devices without float64.
+ */
+export function fromDraws(values: Float64Array, shape: readonly number[], dtype: FloatDType): Arr {
+  const data = dtype === "float64" ? values : Float32Array.from(values);
+  return np.array(data, { dtype: jaxDType(dtype) }).reshape(shape.slice());
 }
 
 export function sizeOf(shape: readonly number[]): number {

@@ -14,7 +14,8 @@
  */
 import { FormatError } from "../errors.js";
 import { jsonObject } from "./json-object.js";
-import type { ModelShape, ModuleShape } from "../methods/planner.js";
+import type { ModelShape } from "../methods/planner.js";
+import type { ModuleInfo } from "../methods/record.js";
 
 type Json = Record<string, unknown>;
 
@@ -148,8 +149,8 @@ function reader(c: Json, source: string): Reader {
   };
 }
 
-const lin = (path: string, n: number, out: number, bias: boolean): ModuleShape => ({ path, kind: "linear", in: n, out, bias });
-const weights = (m: ModuleShape) => m.in * m.out * (m.kernel ? m.kernel[0] * m.kernel[1] : 1) + (m.bias ? m.out : 0);
+const lin = (path: string, n: number, out: number, bias: boolean): ModuleInfo => ({ path, kind: "linear", inFeatures: n, outFeatures: out, bias });
+const weights = (m: ModuleInfo) => m.inFeatures * m.outFeatures * (m.kernel ? m.kernel[0] * m.kernel[1] : 1) + (m.bias ? m.outFeatures : 0);
 
 /** Llama, Mistral, Qwen2: the same block; biases per family (Qwen2 q/k/v, Llama attention_bias/mlp_bias). */
 function llamaShape(c: Json, f: Reader, name: string): ModelShape {
@@ -164,7 +165,7 @@ function llamaShape(c: Json, f: Reader, name: string): ModelShape {
   const qkvBias = c.model_type === "qwen2" ? true : c.model_type === "llama" ? f.bool("attention_bias", false) : false;
   const oBias = c.model_type === "llama" ? f.bool("attention_bias", false) : false;
   const mlpBias = c.model_type === "llama" ? f.bool("mlp_bias", false) : false;
-  const modules: ModuleShape[] = [];
+  const modules: ModuleInfo[] = [];
   for (let i = 0; i < L; i++) {
     const a = `model.layers.${i}.self_attn`;
     const m = `model.layers.${i}.mlp`;
@@ -194,7 +195,7 @@ function debertaShape(c: Json, f: Reader, name: string, source: string): ModelSh
   if (c.conv_kernel_size !== undefined && c.conv_kernel_size !== null && c.conv_kernel_size !== 0) {
     throw new FormatError(`${source}: conv_kernel_size (DeBERTa-v2 xlarge's convolution layer) is not modelled by the planner.`);
   }
-  const modules: ModuleShape[] = [];
+  const modules: ModuleInfo[] = [];
   for (let i = 0; i < L; i++) {
     const p = `encoder.layer.${i}`;
     modules.push(lin(`${p}.attention.self.query_proj`, d, d, true), lin(`${p}.attention.self.key_proj`, d, d, true));
@@ -238,8 +239,8 @@ function dinov2Shape(c: Json, f: Reader, name: string, source: string): ModelSha
   const qkvBias = f.bool("qkv_bias", true);
   if (f.bool("use_swiglu_ffn", false)) throw new FormatError(`${source}: use_swiglu_ffn (DINOv2-giant's MLP) is not modelled by the planner.`);
   const hidden = Math.floor(d * ratio);
-  const modules: ModuleShape[] = [
-    { path: "embeddings.patch_embeddings.projection", kind: "conv2d", in: channels, out: d, kernel: [patch, patch], bias: true },
+  const modules: ModuleInfo[] = [
+    { path: "embeddings.patch_embeddings.projection", kind: "conv2d", inFeatures: channels, outFeatures: d, kernel: [patch, patch], bias: true },
   ];
   for (let i = 0; i < L; i++) {
     const p = `encoder.layer.${i}`;

@@ -16,3 +16,23 @@ export function jsonObject(input: string | unknown, source: string): Record<stri
   }
   return raw as Record<string, unknown>;
 }
+
+/**
+ * A parsed JSON value shown in an error message: short and safe for any input. JSON.stringify would overflow the
+ * stack on a deeply nested value (a corrupt file can nest 100k deep; JSON.parse copes) and print megabytes for a
+ * large one, so nesting is cut at 3 levels, lists and objects at 8 entries, the whole at `max` characters.
+ * `undefined` (a missing key) shows as "missing".
+ */
+export function preview(value: unknown, max = 120): string {
+  const show = (v: unknown, depth: number): string => {
+    if (v === undefined) return "missing";
+    if (v === null || typeof v !== "object") return typeof v === "string" ? JSON.stringify(v.length > max ? `${v.slice(0, max)}…` : v) : String(v);
+    if (depth >= 3) return Array.isArray(v) ? "[…]" : "{…}";
+    const entries = Array.isArray(v) ? v : Object.entries(v);
+    const shown = entries.slice(0, 8).map((e) => (Array.isArray(v) ? show(e, depth + 1) : `${JSON.stringify((e as [string, unknown])[0])}:${show((e as [string, unknown])[1], depth + 1)}`));
+    if (entries.length > 8) shown.push("…");
+    return Array.isArray(v) ? `[${shown.join(",")}]` : `{${shown.join(",")}}`;
+  };
+  const s = show(value, 0);
+  return s.length > max ? `${s.slice(0, max)}…` : s;
+}

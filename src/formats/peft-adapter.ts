@@ -12,18 +12,14 @@ import { FormatError } from "../errors.js";
 
 export const PEFT_PREFIX = "base_model.model.";
 
-import type { MethodKind } from "../methods/method.js";
+import { type MethodKind, METHODS, methodRecord } from "../methods/registry.js";
 export type { MethodKind };
 
-const SUFFIXES: Record<MethodKind, readonly string[]> = {
-  BOFT: ["boft_R", "boft_s"],
-  OFT: ["oft_R.weight"],
-  LORA: ["lora_A.weight", "lora_B.weight"],
-};
-
-export function parameterSuffixes(kind: MethodKind): readonly string[] {
-  return SUFFIXES[kind];
-}
+const ALL_METHODS = Object.values(METHODS);
+/** Keys that name another method's (or a PEFT-only layer's) tensors: a file of one method must not hold them. */
+const FOREIGN_SUFFIXES = ALL_METHODS.flatMap((r) => [...r.suffixes, ...r.unsupportedSuffixes]);
+/** Keys PEFT itself skips on load, whatever the method. */
+const IGNORED_SUFFIXES = ALL_METHODS.flatMap((r) => r.ignoredSuffixes);
 
 /** The PEFT key of one adapter parameter. */
 export function adapterKey(modulePath: string, suffix: string): string {
@@ -66,27 +62,28 @@ export function groupAdapterKeys(kind: MethodKind, keys: Iterable<string>, sourc
       `${source}: Trying to load old OFT checkpoint, which is no longer supported. Please install PEFT <= v0.15.2 to load it or train a new OFT adapter.`,
     );
   }
-  const foreign = /\.(boft_R|boft_s|oft_R\.weight|oft_embedding_R\.weight|lora_A\.weight|lora_B\.weight|lora_embedding_[AB])$/;
+  const suffixes = methodRecord(kind).suffixes;
+  const endsWithSuffix = (key: string, list: readonly string[]) => list.find((s) => key.endsWith(`.${s}`));
   for (const key of all) {
     if (!key.startsWith(PEFT_PREFIX)) throw new FormatError(`${source}: key "${key}" does not start with "${PEFT_PREFIX}"`);
-    if (key.endsWith(".boft_P")) {
+    if (endsWithSuffix(key, IGNORED_SUFFIXES)) {
       groups.ignored.push(key);
       continue;
     }
-    const suffix = SUFFIXES[kind].find((s) => key.endsWith(`.${s}`));
+    const suffix = endsWithSuffix(key, suffixes);
     if (suffix) {
       const module = key.slice(PEFT_PREFIX.length, key.length - suffix.length - 1);
       if (!groups.layers.has(module)) groups.layers.set(module, new Map());
       groups.layers.get(module)!.set(suffix, key);
-    } else if (foreign.test(key)) {
+    } else if (endsWithSuffix(key, FOREIGN_SUFFIXES)) {
       throw new FormatError(`${source}: key "${key}" belongs to another method than ${kind} (adapter_config.json says ${kind})`);
     } else {
       groups.extras.push(key);
     }
   }
   for (const [module, found] of groups.layers) {
-    for (const s of SUFFIXES[kind]) {
-      if (!found.has(s)) throw new FormatError(`${source}: module ${module} has no "${s}" tensor (${kind} needs ${SUFFIXES[kind].join(" and ")})`);
+    for (const s of suffixes) {
+      if (!found.has(s)) throw new FormatError(`${source}: module ${module} has no "${s}" tensor (${kind} needs ${suffixes.join(" and ")})`);
     }
   }
   return groups;

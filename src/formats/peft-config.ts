@@ -12,7 +12,7 @@ import { type LoraConfig, loraConfig } from "../methods/lora/config.js";
 import { pyRepr } from "../methods/config-checks.js";
 import type { AdapterMethod } from "../methods/method.js";
 import { type PyJson, PyFloat, pyJsonDumps } from "./py-json.js";
-import { jsonObject } from "./json-object.js";
+import { jsonObject, preview } from "./json-object.js";
 
 /** Written as peft_version; ≥ 0.18.0 so PEFT does not warn about the OFT Neumann series change. */
 export const PEFT_VERSION = "0.20.0";
@@ -161,7 +161,7 @@ export function parseAdapterConfig(text: string, source: string): ParsedAdapterC
   if (!("peft_type" in obj)) throw new FormatError(`${source}: missing required key "peft_type".`);
   const kind = obj.peft_type;
   if (kind !== "BOFT" && kind !== "OFT" && kind !== "LORA") {
-    throw new FormatError(`${source}: peft_type ${JSON.stringify(kind)} is not supported (supported: BOFT, OFT, LORA).`);
+    throw new FormatError(`${source}: peft_type ${preview(kind)} is not supported (supported: BOFT, OFT, LORA).`);
   }
   const str = (k: string): string | null => {
     const v = obj[k] ?? null;
@@ -224,7 +224,7 @@ function checkLoraUnmodelled(obj: Record<string, unknown>, known: Set<string>, s
       if (!(k in obj) || sameJson(obj[k], def)) continue;
       if (fatal) {
         throw new ConfigError(
-          `${source}: LoRA option ${k}=${JSON.stringify(obj[k])} is not supported by boft. Only plain LoRA ` +
+          `${source}: LoRA option ${k}=${preview(obj[k])} is not supported by boft. Only plain LoRA ` +
             "(r, lora_alpha, use_rslora, target selection) can be loaded.",
         );
       }
@@ -253,7 +253,7 @@ function versionBefore018(version: string, source: string): boolean {
 function autoMappingOf(v: unknown, source: string): Record<string, string> | null {
   if (v === null) return null;
   if (typeof v !== "object" || Array.isArray(v) || !Object.values(v).every((x) => typeof x === "string")) {
-    throw new FormatError(`${source}: "auto_mapping" must be null or an object of strings (got ${JSON.stringify(v)}).`);
+    throw new FormatError(`${source}: "auto_mapping" must be null or an object of strings (got ${preview(v)}).`);
   }
   return { ...(v as Record<string, string>) };
 }
@@ -270,7 +270,7 @@ function writeFields<C>(out: Record<string, PyJson>, table: readonly Field<C>[],
   for (const [wire, key, kind] of table) {
     const v = cfg[key] as unknown;
     if (kind === "float") out[wire] = new PyFloat(v as number);
-    else if (kind === "num") out[wire] = Number.isInteger(v) ? (v as number) : new PyFloat(v as number);
+    else if (kind === "num") out[wire] = Number.isSafeInteger(v) ? (v as number) : new PyFloat(v as number);
     else out[wire] = structuredClone(v) as PyJson;
   }
 }
@@ -282,7 +282,7 @@ function readFields<C>(obj: Record<string, unknown>, table: readonly Field<C>[],
     if (!(wire in obj)) continue;
     const v = obj[wire];
     if (!fitsKind(v, kind)) {
-      throw new FormatError(`${source}: "${wire}" has the wrong type for ${kindText[kind]} (got ${JSON.stringify(v)}).`);
+      throw new FormatError(`${source}: "${wire}" has the wrong type for ${kindText[kind]} (got ${preview(v)}).`);
     }
     (partial as Record<string, unknown>)[key] = structuredClone(v);
   }
@@ -305,7 +305,8 @@ function fitsKind(v: unknown, kind: Kind): boolean {
   const strs = (x: unknown) => Array.isArray(x) && x.every((s) => typeof s === "string");
   switch (kind) {
     case "int":
-      return Number.isInteger(v);
+      // Beyond 2^53 a JSON integer is no longer the number written (and cannot be written back as an int).
+      return Number.isSafeInteger(v);
     case "float":
     case "num":
       return typeof v === "number";
@@ -318,12 +319,20 @@ function fitsKind(v: unknown, kind: Kind): boolean {
     case "strList":
       return v === null || strs(v);
     case "layers":
-      return v === null || Number.isInteger(v) || (Array.isArray(v) && v.every((x) => Number.isInteger(x)));
+      return v === null || Number.isSafeInteger(v) || (Array.isArray(v) && v.every((x) => Number.isSafeInteger(x)));
     case "init":
       return typeof v === "boolean" || typeof v === "string";
   }
 }
 
-function sameJson(a: unknown, b: unknown): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
+/**
+ * `a` equals the default `b` as JSON. Walks `b`'s structure (defaults are at most one level deep), never all of `a`,
+ * which may be nested arbitrarily deep.
+ */
+function sameJson(a: unknown, b: PyJson): boolean {
+  if (b === null || typeof b !== "object" || b instanceof PyFloat) return a === (b instanceof PyFloat ? b.value : b);
+  if (Array.isArray(b)) return Array.isArray(a) && a.length === b.length && b.every((x, i) => sameJson(a[i], x));
+  if (a === null || typeof a !== "object" || Array.isArray(a)) return false;
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => Object.hasOwn(b, k) && sameJson((a as Record<string, unknown>)[k], b[k]));
 }

@@ -9,6 +9,7 @@
  */
 import { FormatError } from "../errors.js";
 import { type StDType, ST_DTYPES, dtypeSize, isStDType } from "./dtype.js";
+import { preview } from "./json-object.js";
 
 /** Same bound as the reference reader: a larger header is a corrupt length, not a real model. */
 export const MAX_HEADER_SIZE = 100_000_000;
@@ -126,7 +127,7 @@ function parseMetadata(value: unknown, fileName: string): Record<string, string>
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(value)) {
     if (typeof v !== "string") {
-      throw fail(fileName, `__metadata__ values must be strings (__metadata__.${k}=${JSON.stringify(v)}).`);
+      throw fail(fileName, `__metadata__ values must be strings (__metadata__.${k}=${preview(v)}).`);
     }
     setOwn(out, k, v);
   }
@@ -142,13 +143,13 @@ function parseEntry(name: string, value: unknown, fileName: string, dataSize: nu
     if (typeof dtype === "string") {
       throw fail(fileName, `unsupported dtype ${dtype} for ${where}; boft reads ${ST_DTYPES.join(", ")}. Convert the tensor to a float dtype first.`);
     }
-    throw fail(fileName, `${where}: dtype must be a string (dtype=${JSON.stringify(dtype) ?? "missing"}).`);
+    throw fail(fileName, `${where}: dtype must be a string (dtype=${preview(dtype)}).`);
   }
   if (!Array.isArray(shape) || !shape.every(isIndex)) {
-    throw fail(fileName, `${where}: shape must be a list of non-negative integers (shape=${JSON.stringify(shape) ?? "missing"}).`);
+    throw fail(fileName, `${where}: shape must be a list of non-negative integers (shape=${preview(shape)}).`);
   }
   if (!Array.isArray(data_offsets) || data_offsets.length !== 2 || !data_offsets.every(isIndex)) {
-    throw fail(fileName, `${where}: data_offsets must be two non-negative integers (data_offsets=${JSON.stringify(data_offsets) ?? "missing"}).`);
+    throw fail(fileName, `${where}: data_offsets must be two non-negative integers (data_offsets=${preview(data_offsets)}).`);
   }
   const [begin, end] = data_offsets as number[];
   if (begin > end) throw fail(fileName, `${where}: data_offsets begin after they end (data_offsets=[${begin},${end}]).`);
@@ -158,7 +159,7 @@ function parseEntry(name: string, value: unknown, fileName: string, dataSize: nu
   const count = (shape as number[]).reduce((a, b) => a * b, 1);
   const nbytes = count * dtypeSize(dtype);
   if (nbytes !== end - begin) {
-    throw fail(fileName, `${where}: shape [${shape}] of ${dtype} needs ${nbytes} bytes but data_offsets=[${begin},${end}] span ${end - begin}.`);
+    throw fail(fileName, `${where}: shape ${preview(shape)} of ${dtype} needs ${nbytes} bytes but data_offsets=[${begin},${end}] span ${end - begin}.`);
   }
   return { name, dtype, shape: shape.slice() as number[], begin, end };
 }

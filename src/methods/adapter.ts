@@ -2,86 +2,50 @@
  * One adapter over a model: which modules it adapts (the plan, plain data), its parameters (by module path),
  * and the single dispatch every model calls for an adapted Linear or Conv2d. Models never import a method.
  *
- * PEFT's split: config (methods/<m>/config.ts), layer math (methods/<m>/layer.ts), and this, the model part.
+ * Method-generic: each function looks the method up in the registry (methods/registry.ts) and calls its record.
  */
-import { np, type Arr, type FloatDType } from "../engine/index.js";
+import { np, tree, type Arr } from "../engine/index.js";
 import { ConfigError, NoTargetsError } from "../errors.js";
-import { type BoftConfig, resolveBoftShape } from "./boft/config.js";
-import { type OftConfig, resolveOftShape } from "./oft/config.js";
-import { type LoraConfig, loraScaling } from "./lora/config.js";
-import type { AdapterMethod } from "./method.js";
 import { type TargetFields, matchesTarget, defaultTargetModules } from "./targets.js";
-import { type LinearWeights, type Conv2dGeometry, defaultConvGeometry, linear, conv2d } from "./base-layers.js";
-import { type BoftLayerShape, type BoftParams, boftInit, boftLinear, boftConv2d, boftMerge, boftUnmerge, boftParamShapes, boftSkew } from "./boft/layer.js";
-import { type OftLayerShape, type OftParams, oftInit, oftLinear, oftConv2d, oftMerge, oftUnmerge, oftParamShape, oftProjectParams, oftSkew } from "./oft/layer.js";
-import { type LoraLayerShape, type LoraParams, loraInit, loraLinear, loraMerge, loraUnmerge, loraParamShapes } from "./lora/layer.js";
-import type { RotationSide } from "./side.js";
+import { type LinearWeights, defaultConvGeometry, linear, conv2d } from "./base-layers.js";
+import { type ModuleInfo, type InitOptions, type ApplyOptions, rotationDim } from "./record.js";
+import { type AdapterMethod, type MethodKind, type ShapeOf, type LayerParams, methodRecord } from "./registry.js";
 import { cayleyNeumann } from "../math/index.js";
 import { cayleyJit } from "../math/cayley-jit.js";
 
-export type { AdapterMethod };
+export type { AdapterMethod, MethodKind, LayerParams, ModuleInfo, InitOptions, ApplyOptions };
+export { rotationDim };
 
-/** A module a model offers for adaptation. Conv2d: `inFeatures` is in_channels. */
-export interface ModuleInfo {
-  path: string;
-  kind: "linear" | "conv2d";
-  inFeatures: number;
-  outFeatures: number;
-  kernel?: [number, number];
-  geometry?: Conv2dGeometry;
-}
-
-export type LayerPlan =
-  | { method: "BOFT"; module: ModuleInfo; shape: BoftLayerShape; dropout: number }
-  | { method: "OFT"; module: ModuleInfo; shape: OftLayerShape; warnings: string[] }
-  | { method: "LORA"; module: ModuleInfo; shape: LoraLayerShape; dropout: number };
+/** One adapted module: its method, the module, and the shape the method resolved for it. */
+export type LayerPlan = {
+  [K in MethodKind]: {
+    method: K;
+    module: ModuleInfo;
+    shape: ShapeOf<K>;
+    /** Dropout rate on this layer (0: none). */
+    dropout: number;
+    /** PEFT's auto-adjust warnings for this layer (OFT). */
+    warnings: string[];
+  };
+}[MethodKind];
 
 export interface AdapterPlan {
   method: AdapterMethod;
   layers: LayerPlan[];
 }
 
-export type LayerParams = BoftParams | OftParams | LoraParams;
 /** Adapter parameters by module path. */
 export type AdapterParams = Record<string, LayerParams>;
 
-/** Rotation input size: in_features, or in_channels·kh·kw for a Conv2d (PEFT: in·k0², same for square kernels). */
-export function rotationDim(m: ModuleInfo): number {
-  return m.kind === "linear" ? m.inFeatures : m.inFeatures * m.kernel![0] * m.kernel![1];
-}
-
 /** Resolves one module's adapter shape (PEFT's update_layer checks). Throws ConfigError. */
 export function planLayer(method: AdapterMethod, module: ModuleInfo): LayerPlan {
-  const n = rotationDim(module);
-  const out = module.outFeatures;
   const g = module.geometry ?? defaultConvGeometry;
   if (module.kind === "conv2d" && g.groups !== 1) {
     throw new ConfigError(`${module.path}: grouped Conv2d (groups=${g.groups}) cannot be adapted`);
   }
-  switch (method.kind) {
-    case "BOFT": {
-      const s = resolveBoftShape(method.config, n, module.kind);
-      return { method: "BOFT", module, shape: { kind: module.kind, n, out, ...s }, dropout: method.config.dropout };
-    }
-    case "OFT": {
-      const c = method.config;
-      const s = resolveOftShape(c, n, { dilation: Math.max(...g.dilation) });
-      return {
-        method: "OFT",
-        module,
-        warnings: s.warnings,
-        shape: {
-          kind: module.kind, n, out, r: s.r, blockSize: s.blockSize, blockShare: c.blockShare, coft: c.coft, eps: c.eps,
-          useCayleyNeumann: c.useCayleyNeumann, numCayleyNeumannTerms: c.numCayleyNeumannTerms, kernel: module.kernel,
-        },
-      };
-    }
-    case "LORA": {
-      if (module.kind !== "linear") throw new ConfigError(`${module.path}: LoRA here adapts Linear layers only`);
-      const c = method.config;
-      return { method: "LORA", module, dropout: c.loraDropout, shape: { kind: "linear", n, out, r: c.r, scaling: loraScaling(c) } };
-    }
-  }
+  const n = rotationDim(module);
+  const { shape, dropout, warnings } = methodRecord(method.kind).resolve(method.config, module, n);
+  return { method: method.kind, module, shape, dropout, warnings } as LayerPlan;
 }
 
 /**
@@ -118,41 +82,16 @@ export function nestLayerParams(flat: Record<string, Arr>): LayerParams {
 
 /** The parameter tensors one layer stores, as (PEFT key suffix, shape). */
 export function layerParamShapes(layer: LayerPlan): [string, number[]][] {
-  switch (layer.method) {
-    case "BOFT": {
-      const s = boftParamShapes(layer.shape);
-      return [["boft_R", s.boft_R], ["boft_s", s.boft_s]];
-    }
-    case "OFT":
-      return [["oft_R.weight", oftParamShape(layer.shape)]];
-    case "LORA": {
-      const s = loraParamShapes(layer.shape);
-      return [["lora_A.weight", s.lora_A], ["lora_B.weight", s.lora_B]];
-    }
-  }
+  const rec = methodRecord(layer.method);
+  const shapes = rec.paramShapes(layer.shape);
+  return rec.suffixes.map((suffix, i) => [suffix, shapes[i]]);
 }
 
-export interface InitOptions {
-  dtype?: FloatDType;
-  /** Standard-normal and uniform [0,1) sources (seeded by the caller, so runs are reproducible). */
-  normal: () => number;
-  uniform: () => number;
-}
-
-/** Fresh parameters for every planned layer (identity at init unless the config says init_weights=false). */
+/** Fresh parameters for every planned layer (identity at init unless the config says otherwise). */
 export function initAdapter(plan: AdapterPlan, o: InitOptions): AdapterParams {
+  const rec = methodRecord(plan.method.kind);
   const out: AdapterParams = {};
-  for (const layer of plan.layers) {
-    const path = layer.module.path;
-    if (layer.method === "BOFT") {
-      out[path] = boftInit(layer.shape, { initWeights: (plan.method.config as BoftConfig).initWeights, dtype: o.dtype, normal: o.normal });
-    } else if (layer.method === "OFT") {
-      out[path] = oftInit(layer.shape, { initWeights: (plan.method.config as OftConfig).initWeights, dtype: o.dtype, normal: o.normal });
-    } else {
-      const init = (plan.method.config as LoraConfig).initLoraWeights;
-      out[path] = loraInit(layer.shape, { initWeights: init !== false, dtype: o.dtype, uniform: o.uniform });
-    }
-  }
+  for (const layer of plan.layers) out[layer.module.path] = rec.init(layer.shape, plan.method.config, o);
   return out;
 }
 
@@ -161,14 +100,7 @@ export function initAdapter(plan: AdapterPlan, o: InitOptions): AdapterParams {
  * such an adapter must not run compiled: a compiled step would replay the first masks.
  */
 export function planUsesDropout(plan: AdapterPlan | null): boolean {
-  return (plan?.layers ?? []).some((l) => "dropout" in l && l.dropout > 0);
-}
-
-export interface ApplyOptions {
-  training?: boolean;
-  /** Uniform [0,1) source for dropout (BOFT's block dropout, LoRA's input dropout). */
-  random?: () => number;
-  side?: RotationSide | "auto";
+  return (plan?.layers ?? []).some((l) => l.dropout > 0);
 }
 
 /**
@@ -179,14 +111,11 @@ export interface ApplyOptions {
  */
 export function adapterBlocks(plan: AdapterPlan, params: AdapterParams): Map<string, Arr> {
   const groups = new Map<string, { b: number; terms: number | null; items: { path: string; skew: Arr }[] }>();
+  const rec = methodRecord(plan.method.kind);
+  if (!rec.skew) return new Map();
   for (const layer of plan.layers) {
-    if (layer.method === "LORA") continue;
     const path = layer.module.path;
-    const b = layer.shape.blockSize;
-    const { skew, terms } =
-      layer.method === "BOFT"
-        ? { skew: boftSkew((params[path] as BoftParams).boft_R.ref), terms: null }
-        : oftSkew(layer.shape, { oft_R: { weight: (params[path] as OftParams).oft_R.weight.ref } });
+    const { skew, terms, blockSize: b } = rec.skew(layer.shape, tree.ref(params[path]));
     const key = `${b}:${terms ?? "exact"}`;
     if (!groups.has(key)) groups.set(key, { b, terms, items: [] });
     groups.get(key)!.items.push({ path, skew });
@@ -212,22 +141,8 @@ export function adapterBlocks(plan: AdapterPlan, params: AdapterParams): Map<str
  * adapterBlocks), if any. Consumes params, base weights, x and blocks.
  */
 export function applyLayer(layer: LayerPlan, params: LayerParams, base: LinearWeights, x: Arr, o: ApplyOptions = {}, blocks?: Arr): Arr {
-  const g = layer.module.geometry ?? defaultConvGeometry;
-  const conv = layer.module.kind === "conv2d";
-  switch (layer.method) {
-    case "BOFT": {
-      const opts = { training: o.training, dropout: layer.dropout, random: o.random, side: o.side, blocks };
-      const p = params as BoftParams;
-      return conv ? boftConv2d(layer.shape, p, base, x, g, opts) : boftLinear(layer.shape, p, base, x, opts);
-    }
-    case "OFT": {
-      const p = params as OftParams;
-      const opts = { training: o.training, side: o.side, blocks };
-      return conv ? oftConv2d(layer.shape, p, base, x, g, opts) : oftLinear(layer.shape, p, base, x, opts);
-    }
-    case "LORA":
-      return loraLinear(layer.shape, params as LoraParams, base, x, { training: o.training, dropout: layer.dropout, random: o.random });
-  }
+  const geometry = layer.module.geometry ?? defaultConvGeometry;
+  return methodRecord(layer.method).apply(layer.shape, params, base, x, { ...o, dropout: layer.dropout, geometry, blocks });
 }
 
 /** The frozen layer alone (no adapter, or adapters disabled). Consumes base and x. */
@@ -237,26 +152,12 @@ export function applyBase(module: ModuleInfo, base: LinearWeights, x: Arr): Arr 
 
 /** The base weight with the adapter merged in. Consumes params and weight. */
 export function mergeLayer(layer: LayerPlan, params: LayerParams, weight: Arr): Arr {
-  switch (layer.method) {
-    case "BOFT":
-      return boftMerge(layer.shape, params as BoftParams, weight);
-    case "OFT":
-      return oftMerge(layer.shape, params as OftParams, weight);
-    case "LORA":
-      return loraMerge(layer.shape, params as LoraParams, weight);
-  }
+  return methodRecord(layer.method).merge(layer.shape, params, weight);
 }
 
 /** Undo mergeLayer. Consumes params and weight. */
 export function unmergeLayer(layer: LayerPlan, params: LayerParams, weight: Arr): Arr {
-  switch (layer.method) {
-    case "BOFT":
-      return boftUnmerge(layer.shape, params as BoftParams, weight);
-    case "OFT":
-      return oftUnmerge(layer.shape, params as OftParams, weight);
-    case "LORA":
-      return loraUnmerge(layer.shape, params as LoraParams, weight);
-  }
+  return methodRecord(layer.method).unmerge(layer.shape, params, weight);
 }
 
 /**
@@ -264,5 +165,6 @@ export function unmergeLayer(layer: LayerPlan, params: LayerParams, weight: Arr)
  * this back after each step (and files store the projected values). Identity for everything else. Consumes params.
  */
 export function projectLayerParams(layer: LayerPlan, params: LayerParams): LayerParams {
-  return layer.method === "OFT" ? oftProjectParams(layer.shape, params as OftParams) : params;
+  const rec = methodRecord(layer.method);
+  return rec.project ? rec.project(layer.shape, params) : params;
 }

@@ -1,12 +1,8 @@
-/** The three adapter methods as one tagged type: the config of the method PEFT calls peft_type. */
-import type { BoftConfig } from "./boft/config.js";
-import type { OftConfig } from "./oft/config.js";
-import type { LoraConfig } from "./lora/config.js";
+/** The adapter methods as one tagged type: the config of the method PEFT calls peft_type. */
 import { defaultTargetModules } from "./targets.js";
+import type { AdapterMethod, MethodKind } from "./registry.js";
 
-export type AdapterMethod = { kind: "BOFT"; config: BoftConfig } | { kind: "OFT"; config: OftConfig } | { kind: "LORA"; config: LoraConfig };
-
-export type MethodKind = AdapterMethod["kind"];
+export type { AdapterMethod, MethodKind };
 
 /** The method with `target_modules: null` resolved to the model type's defaults, as PEFT saves it (_prepare_adapter_config). */
 export function withDefaultTargets(method: AdapterMethod, modelType: string): AdapterMethod {

@@ -84,7 +84,7 @@ export function explainClaim(c: PaperClaim, model: ModelShape): ClaimCandidate[]
     const plan = planParameters(model, claimMethod(c, t.targets));
     const scale = plan.modules.reduce((a, p) => a + p.out, 0); // s has one value per output
     const adapted = new Set(plan.modules.map((p) => p.path));
-    const withBias = model.modules.filter((m) => adapted.has(m.path) && m.bias).reduce((a, m) => a + m.out, 0);
+    const withBias = model.modules.filter((m) => adapted.has(m.path) && m.bias).reduce((a, m) => a + m.outFeatures, 0);
     const rules: Array<[CountRule, number]> =
       c.method === "LORA"
         ? [

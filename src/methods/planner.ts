@@ -15,30 +15,17 @@
  *              modules' biases; "all": every bias the model shape lists). Reported apart from the adapter.
  */
 import { ConfigError } from "../errors.js";
-import type { AdapterMethod } from "./method.js";
-import { resolveBoftShape } from "./boft/config.js";
-import { resolveOftShape } from "./oft/config.js";
+import type { AdapterMethod } from "./registry.js";
+import { methodRecord, type ModuleInfo } from "./registry.js";
+import { planLayer, layerParamShapes } from "./adapter.js";
 import { type TargetFields, matchesTarget, defaultTargetModules } from "./targets.js";
-import { boftCount, oftCount, loraCount } from "./param-count.js";
-
-/** One adaptable module of a model: a Linear (in → out) or a Conv2d (in channels → out channels, kernel). */
-export type ModuleShape = {
-  path: string;
-  kind: "linear" | "conv2d";
-  in: number;
-  out: number;
-  /** Conv2d only: [kh, kw]. */
-  kernel?: [number, number];
-  /** Whether the base module has a bias (counted when the config trains biases). */
-  bias?: boolean;
-};
 
 /** A model as the planner sees it. */
 export type ModelShape = {
   name: string;
   /** transformers' model_type, for PEFT's default targets when target_modules is null. */
   modelType: string;
-  modules: ModuleShape[];
+  modules: ModuleInfo[];
   /** All parameters of the base model (for percentages). */
   totalParams: number;
   /** Bias parameters outside `modules` (LayerNorm biases …), trainable only with bias="all". */
@@ -83,50 +70,21 @@ export type ParameterPlan = {
   targets: TargetFields["targetModules"];
 };
 
-/** Rotation / LoRA input size of a module: in_features, or in_channels·kh·kw (PEFT's conv flattening). */
-export function moduleInputDim(m: ModuleShape): number {
-  if (m.kind === "linear") return m.in;
-  if (!m.kernel) throw new ConfigError(`${m.path}: a conv2d module shape needs its kernel`);
-  return m.in * m.kernel[0] * m.kernel[1];
-}
-
 /** The counts for one module, or throws ConfigError where PEFT's update_layer would. */
-export function planModule(method: AdapterMethod, m: ModuleShape): PlannedModule {
-  const n = moduleInputDim(m);
-  const out = m.out;
-  const base = { path: m.path, kind: m.kind, n, out, warnings: [] as string[], bias: 0 };
-  switch (method.kind) {
-    case "BOFT": {
-      const { nFactors: k, blockNum: D, blockSize: b } = resolveBoftShape(method.config, n, m.kind);
-      return {
-        ...base,
-        shape: `m=${k} D=${D} b=${b}`,
-        tensors: { boft_R: [k, D, b, b], boft_s: m.kind === "linear" ? [out, 1] : [1, out] },
-        ...boftCount({ n, out, blockSize: b, nFactors: k }),
-      };
-    }
-    case "OFT": {
-      const c = method.config;
-      const { r, blockSize: b, warnings } = resolveOftShape(c, n);
-      return {
-        ...base,
-        warnings,
-        shape: `r=${r} b=${b}${c.blockShare ? " shared" : ""}`,
-        tensors: { "oft_R.weight": [c.blockShare ? 1 : r, (b * (b - 1)) / 2] },
-        ...oftCount({ r, blockSize: b, blockShare: c.blockShare }),
-      };
-    }
-    case "LORA": {
-      if (m.kind !== "linear") throw new ConfigError(`${m.path}: LoRA here adapts Linear layers only`);
-      const r = method.config.r;
-      return {
-        ...base,
-        shape: `r=${r}`,
-        tensors: { "lora_A.weight": [r, n], "lora_B.weight": [out, r] },
-        ...loraCount({ n, out, r }),
-      };
-    }
-  }
+export function planModule(method: AdapterMethod, m: ModuleInfo): PlannedModule {
+  const layer = planLayer(method, m);
+  const rec = methodRecord(method.kind);
+  return {
+    path: m.path,
+    kind: m.kind,
+    n: layer.shape.n,
+    out: layer.shape.out,
+    shape: rec.describe(layer.shape),
+    tensors: Object.fromEntries(layerParamShapes(layer)),
+    ...rec.count(layer.shape),
+    bias: 0,
+    warnings: layer.warnings,
+  };
 }
 
 /**
@@ -146,14 +104,14 @@ export function planParameters(model: ModelShape, method: AdapterMethod): Parame
   const biasMode = method.config.bias;
   const modules = chosen.map((m) => {
     const p = planModule(method, m);
-    if (biasMode !== "none" && m.bias) p.bias = m.out;
+    if (biasMode !== "none" && m.bias) p.bias = m.outFeatures;
     return p;
   });
   const sum = (f: (p: PlannedModule) => number) => modules.reduce((a, p) => a + f(p), 0);
   let bias = sum((p) => p.bias);
   if (biasMode === "all") {
     const adapted = new Set(chosen.map((m) => m.path));
-    bias += model.modules.filter((m) => m.bias && !adapted.has(m.path)).reduce((a, m) => a + m.out, 0) + (model.otherBiasParams ?? 0);
+    bias += model.modules.filter((m) => m.bias && !adapted.has(m.path)).reduce((a, m) => a + m.outFeatures, 0) + (model.otherBiasParams ?? 0);
   }
   const totals = { modules: modules.length, stored: sum((p) => p.stored), effective: sum((p) => p.effective), bias };
   const pct = (x: number) => (100 * x) / model.totalParams;

@@ -7,7 +7,7 @@
  * from the softmax of what is left. temperature 0 is greedy (argmax; the first index wins a tie, as torch.argmax).
  * Randomness comes from one seeded host generator (src/data/rng.ts), so a seed reproduces a run exactly.
  */
-import { np, jit, toHost, tree, type Arr } from "../engine/index.js";
+import { np, jit, toHost, toHostAsync, tree, blockUntilReady, type Arr } from "../engine/index.js";
 import { ConfigError } from "../errors.js";
 import { type Rng, rng } from "../data/rng.js";
 import { type AdaptedModel, type Trainable, forwardWith, trainableOf } from "./adapted.js";
@@ -113,10 +113,17 @@ function decodeStep(m: CausalLm, adapted: boolean): DecodeStep & { dispose(): vo
 }
 
 /**
- * Generates up to `maxNewTokens` tokens after `promptIds` with the model's active adapter (or the base when none is
- * active). Yields each new token id; returns them all. Borrows the model.
+ * What the decoding loop asks its driver for: the host values of a logits row (after `settled`, the rest of the
+ * step's outputs, are computed: the next step may be traced, and tracing reads constants synchronously), or to hand
+ * a token to the caller.
  */
-export function* generateIter(m: CausalLm, promptIds: readonly number[], o: GenerateOptions): Generator<number, number[]> {
+type Request = { read: Arr; settled: Arr[] } | { token: number };
+
+/**
+ * The decoding loop, written once for both drivers: it yields the logits it needs on the host (the driver reads them
+ * synchronously or asynchronously and sends the values back) and each new token. Returns all new tokens.
+ */
+function* decodeLoop(m: CausalLm, promptIds: readonly number[], o: GenerateOptions): Generator<Request, number[], Float32Array | Float64Array | undefined> {
   checkSampling(o);
   if (!(Number.isInteger(o.maxNewTokens) && o.maxNewTokens >= 0)) throw new ConfigError(`generate: max-new-tokens must be a non-negative integer (maxNewTokens=${o.maxNewTokens}).`);
   if (promptIds.length === 0) throw new ConfigError("generate: the prompt has no tokens. Give a non-empty prompt.");
@@ -143,9 +150,10 @@ export function* generateIter(m: CausalLm, promptIds: readonly number[], o: Gene
     let length = promptIds.length; // filled slots
     for (;;) {
       cache = { k: res.k, v: res.v };
-      const token = sampleToken(toHost(res.logits).data, o, r); // [1, 1, V]: the one sync point per token
+      const logits = yield { read: res.logits, settled: [...cache.k, ...cache.v] }; // [1, 1, V]: the one read per token
+      const token = sampleToken(logits!, o, r);
       out.push(token);
-      yield token;
+      yield { token };
       if (stop.has(token) || out.length >= o.maxNewTokens) break;
       if (length >= cache.k[0].shape[2]) cache = inSlots(cache, Math.ceil((length + 1) / SLOT_CHUNK) * SLOT_CHUNK);
       const t: Trainable = trained ? tree.ref(trained) : { adapter: {}, extras: {} };
@@ -161,6 +169,58 @@ export function* generateIter(m: CausalLm, promptIds: readonly number[], o: Gene
     if (trained) tree.dispose(trained);
   }
   return out;
+}
+
+/**
+ * Generates up to `maxNewTokens` tokens after `promptIds` with the model's active adapter (or the base when none is
+ * active). Yields each new token id; returns them all. Borrows the model. Reads each token's logits synchronously,
+ * on the main thread only; generateStream reads them asynchronously, so the worker threads take the kernels.
+ */
+export function* generateIter(m: CausalLm, promptIds: readonly number[], o: GenerateOptions): Generator<number, number[]> {
+  const loop = decodeLoop(m, promptIds, o);
+  let reply: Float32Array | Float64Array | undefined;
+  try {
+    for (;;) {
+      const s = loop.next(reply);
+      if (s.done) return s.value;
+      reply = undefined;
+      if ("read" in s.value) reply = toHost(s.value.read).data;
+      else yield s.value.token;
+    }
+  } finally {
+    loop.return([]); // the caller stopped early: the loop's finally frees the cache
+  }
+}
+
+/**
+ * generateIter with asynchronous reads: the decoding steps' kernels run on jax-js's worker threads (both cores),
+ * and no synchronous read happens after the prompt (WebGPU cannot always give one). Same tokens.
+ */
+export async function* generateStream(m: CausalLm, promptIds: readonly number[], o: GenerateOptions): AsyncGenerator<number, number[]> {
+  const loop = decodeLoop(m, promptIds, o);
+  let reply: Float32Array | Float64Array | undefined;
+  try {
+    for (;;) {
+      const s = loop.next(reply);
+      if (s.done) return s.value;
+      reply = undefined;
+      if ("read" in s.value) {
+        await blockUntilReady(s.value.settled);
+        reply = (await toHostAsync(s.value.read)).data;
+      } else yield s.value.token;
+    }
+  } finally {
+    loop.return([]);
+  }
+}
+
+/** Drains generateStream: the generated ids (prompt excluded). */
+export async function generateAsync(m: CausalLm, promptIds: readonly number[], o: GenerateOptions): Promise<number[]> {
+  const it = generateStream(m, promptIds, o);
+  for (;;) {
+    const s = await it.next();
+    if (s.done) return s.value;
+  }
 }
 
 /** Drains generateIter: the generated ids (prompt excluded). */

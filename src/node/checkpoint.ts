@@ -78,6 +78,27 @@ export function saveCheckpoint(runDir: string, snap: TrainSnapshot, method: Adap
   return final;
 }
 
+/** A file or folder written under a temporary name (atomic.ts's `<name>.tmp-<pid>`, a checkpoint's `checkpoint-N.tmp-<pid>`). */
+const PARTIAL = /\.tmp-\d+$/;
+
+/**
+ * Removes what a killed run left half-written under temporary names: checkpoint folders and files of the run
+ * folder and of its final adapter/ or model/ folder. Complete files never carry these names, so nothing written
+ * whole is touched. Call it only when this process owns the run folder (resume), not while another run writes there.
+ * Returns the removed paths.
+ */
+export function removePartialWrites(runDir: string): string[] {
+  const removed: string[] = [];
+  for (const dir of [runDir, nodePath.join(runDir, "adapter"), nodePath.join(runDir, "model")]) {
+    if (!fs.existsSync(dir)) continue;
+    for (const name of fs.readdirSync(dir).filter((n) => PARTIAL.test(n))) {
+      fs.rmSync(nodePath.join(dir, name), { recursive: true, force: true });
+      removed.push(nodePath.join(dir, name));
+    }
+  }
+  return removed;
+}
+
 /** The newest complete checkpoint folder of a run, or null. */
 export function latestCheckpoint(runDir: string): string | null {
   if (!fs.existsSync(runDir)) return null;

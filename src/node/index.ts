@@ -8,3 +8,4 @@ export { readRunConfig, parseRunConfig, type RunConfig } from "./run-config.js";
 export { runTraining, prepareRun, evaluatePrepared } from "./run.js";
 export { loadMnist } from "./data/mnist.js";
 export { loadBrown } from "./data/brown.js";
+export { selectDevice, provideNodeWebGpu } from "./device.js";

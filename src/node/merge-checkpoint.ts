@@ -301,7 +301,7 @@ export function mergeCheckpoint(o: MergeOptions): MergeReport {
       if (stale.length) throw new FormatError(`${out}: already holds ${stale.join(", ")}, which the merged checkpoint would not replace. Use an empty folder.`);
     }
     const copyBuf = new Uint8Array(Math.min(COPY_BYTES, Math.max(1, ...ckpt.tensors.map((t) => sizeOf(t.shape) * dtypeSize(t.dtype)))));
-    const planWarnings = [...layers.values()].flatMap((l) => (l.plan.method === "OFT" ? l.plan.warnings : []));
+    const planWarnings = [...layers.values()].flatMap((l) => l.plan.warnings);
     const report: MergeReport = { merged: [], replaced: [], copied: 0, files: [], warnings: [...new Set([...adapter.config.warnings, ...planWarnings])] };
 
     // In place, every tensor's bytes are hashed as written, to check the file before it replaces the base.

@@ -8,11 +8,12 @@
  */
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
-import { ConfigError } from "../errors.js";
+import { ConfigError, FormatError } from "../errors.js";
+import { toJsonLine } from "../train/metrics.js";
 import { toAdapterConfigJson } from "../formats/peft-config.js";
 import type { AdaptedModel } from "../models/adapted.js";
 import type { RunConfig } from "./run-config.js";
-import { latestCheckpoint, readCheckpointRun } from "./checkpoint.js";
+import { latestCheckpoint, readCheckpointRun, removePartialWrites } from "./checkpoint.js";
 import { atomicWriteFile } from "./atomic.js";
 
 /** How a run treats its output folder. */
@@ -104,9 +105,9 @@ export function checkRunOutput(cfg: RunConfig, o: RunFolderOptions): string | nu
 /**
  * The first write of a run, after every check passed: with `overwrite`, removes the earlier run's files (only those
  * a run writes); creates the folder; writes run.json; starts metrics.jsonl, or on resume keeps its lines up to
- * `resumeStep` (a killed run may have logged steps after its last checkpoint).
+ * the resumed checkpoint's step (a killed run may have logged steps after its last checkpoint).
  */
-export function startRunOutput(cfg: RunConfig, o: RunFolderOptions & { resumeStep?: number }): string {
+export function startRunOutput(cfg: RunConfig, o: RunFolderOptions & { resumed?: { step: number; dir: string } }): string {
   const out = cfg.output;
   if (o.overwrite && fs.existsSync(out)) {
     const self = nodePath.resolve(cfg.file);
@@ -118,16 +119,41 @@ export function startRunOutput(cfg: RunConfig, o: RunFolderOptions & { resumeSte
   fs.mkdirSync(out, { recursive: true });
   if (nodePath.resolve(out, "run.json") !== nodePath.resolve(cfg.file)) atomicWriteFile(nodePath.join(out, "run.json"), fs.readFileSync(cfg.file, "utf8"));
   const metricsPath = nodePath.join(out, "metrics.jsonl");
-  if (o.resumeStep !== undefined) {
-    if (fs.existsSync(metricsPath)) {
-      const kept = fs
-        .readFileSync(metricsPath, "utf8")
-        .split("\n")
-        .filter((l) => l && ((JSON.parse(l) as { step?: number }).step ?? Infinity) <= o.resumeStep!);
-      atomicWriteFile(metricsPath, kept.map((l) => l + "\n").join(""));
-    }
+  if (o.resumed) {
+    removePartialWrites(out);
+    atomicWriteFile(metricsPath, metricsUpTo(metricsPath, o.resumed.step, o.resumed.dir));
   } else atomicWriteFile(metricsPath, "");
   return metricsPath;
+}
+
+/**
+ * metrics.jsonl as it stood when the checkpoint of `step` (in `checkpointDir`) was written: what a killed run logged
+ * after it is dropped, a last line cut short by the kill too, and the checkpoint's own line is restored if the kill
+ * came between writing the checkpoint and logging it (so a resumed log equals an uninterrupted one).
+ */
+function metricsUpTo(metricsPath: string, step: number, checkpointDir: string): string {
+  const text = fs.existsSync(metricsPath) ? fs.readFileSync(metricsPath, "utf8") : "";
+  const lines = text.split("\n");
+  lines.pop(); // "" when the file ends with a newline; else a line the kill cut short, dropped
+  const kept: string[] = [];
+  for (const [i, line] of lines.entries()) {
+    if (!line) continue;
+    let e: { kind?: string; step?: number };
+    try {
+      e = JSON.parse(line) as typeof e;
+    } catch {
+      throw new FormatError(`${metricsPath}:${i + 1}: not a JSON line; the log is damaged (not by a kill, which can only cut the last line).`);
+    }
+    if (typeof e.step === "number" && e.step <= step) kept.push(line);
+  }
+  const logged = kept.some((l) => {
+    const e = JSON.parse(l) as { kind?: string; step?: number };
+    return e.kind === "checkpoint" && e.step === step;
+  });
+  if (!logged) {
+    kept.push(toJsonLine({ kind: "checkpoint", step, path: checkpointDir } as never));
+  }
+  return kept.map((l) => l + "\n").join("");
 }
 
 /** What the trainer will read: every token stream must hold at least one window of seqLen + 1 tokens. */

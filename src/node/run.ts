@@ -8,7 +8,7 @@
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
 import { np, tree, type Arr } from "../engine/index.js";
-import { ConfigError } from "../errors.js";
+import { ConfigError, FormatError } from "../errors.js";
 import { rng } from "../data/rng.js";
 import { encode as encodeChars, splitTokens } from "../data/text.js";
 import { rotateImages, invertImages, type LabelledImages } from "../data/vision.js";
@@ -16,12 +16,12 @@ import { parseHfConfig } from "../formats/hf-config.js";
 import { layerParamShapes } from "../methods/adapter.js";
 import { withDefaultTargets } from "../methods/method.js";
 import { llama, type LlamaInput, type KvCache } from "../models/llama.js";
-import { layerwiseValueAndGrad } from "../models/llama-grad.js";
+import { layerwiseStepBytes, microBatches } from "../models/llama-grad.js";
 import { mlp } from "../models/mlp.js";
 import { cnn } from "../models/cnn.js";
 import { type AdaptedModel, type Trainable, adaptedModel, addAdapter, initWeights, withTrained, trainableOf } from "../models/adapted.js";
 import type { ModelDef, Weights } from "../models/model.js";
-import { trainIter, crossEntropy, type Task, type TrainEvent } from "../train/trainer.js";
+import { trainIter, type Task, type TrainEvent } from "../train/trainer.js";
 import { lmTask, classifyTask, evaluateLm, evaluateClassifier, type LmTaskOptions, type ClassifyTaskOptions } from "../train/tasks.js";
 import { toJsonLine, lossCurves, type EvalEvent } from "../train/metrics.js";
 import { linePlot } from "../plot/svg.js";
@@ -39,7 +39,17 @@ type LmOut = { logits: Arr; cache?: KvCache };
 
 /** A model and task ready to train, of either kind. */
 export type Prepared =
-  | { kind: "lm"; model: AdaptedModel<LlamaInput, LmOut>; task: Task<LlamaInput, LmOut, Arr>; taskOptions: LmTaskOptions; baseName: string | null }
+  | {
+      kind: "lm";
+      model: AdaptedModel<LlamaInput, LmOut>;
+      task: Task<LlamaInput, LmOut, Arr>;
+      taskOptions: LmTaskOptions;
+      baseName: string | null;
+      /** Micro-batches per data.batchSize batch (taskOptions.batchSize is the micro-batch), chosen to fit the heap. */
+      accumulate?: number;
+      /** What was chosen for the user (printed by `boft train`). */
+      notes?: string[];
+    }
   | { kind: "classify"; model: AdaptedModel<Arr, Arr>; task: Task<Arr, Arr, Arr>; taskOptions: ClassifyTaskOptions; baseName: string | null };
 
 function loadWeightsFile(file: string, def: ModelDef<unknown, unknown>): Weights {
@@ -130,8 +140,26 @@ export async function prepareRun(cfg: RunConfig): Promise<Prepared> {
       taskOptions = { train, evals: { val }, batchSize: d.batchSize, seqLen: d.seqLen, evalWindows: d.evalWindows ?? 16 };
     } else throw new ConfigError(`a language model trains on "brown" or "text" data, not "${d.kind}"`);
     checkTokenData(`${cfg.file}: data`, { "the training data": taskOptions.train, ...Object.fromEntries(Object.entries(taskOptions.evals).map(([k, v]) => [`evaluation split "${k}"`, v])) }, taskOptions.seqLen);
-    if (built.config.numHiddenLayers >= LAYERWISE_FROM_LAYERS) taskOptions.layerwise = built.config;
-    return { kind: "lm", model, task: lmTask(taskOptions), taskOptions, baseName: built.baseName };
+    const notes: string[] = [];
+    let accumulate = 1;
+    if (built.def.layerwise?.preferred) taskOptions.layerwise = true;
+    if (taskOptions.layerwise) {
+      // A batch whose step would not fit jax-js's 4 GiB heap trains as micro-batches with accumulated gradients:
+      // the same sequences (the data generator draws them one by one) and, up to rounding, the same step.
+      const weightCount = Object.values(model.weights).reduce((n, w) => n + w.size, 0);
+      const trained = model.active ? tree.leaves(trainableOf(model) as never).reduce((n: number, a) => (n += (a as Arr).size, (a as Arr).dispose(), n), 0) : weightCount;
+      const B = taskOptions.batchSize;
+      accumulate = microBatches(built.config, B, taskOptions.seqLen, weightCount, trained);
+      if (accumulate > 1) {
+        const gb = (x: number) => (x / 1e9).toFixed(1);
+        const need = layerwiseStepBytes(built.config, B * taskOptions.seqLen, taskOptions.seqLen, weightCount, trained);
+        taskOptions.batchSize = B / accumulate;
+        notes.push(
+          `a batch of ${B}×${taskOptions.seqLen} tokens needs about ${gb(need)} GB, more than jax-js's 4 GiB heap holds: each step trains ${accumulate} micro-batches of ${taskOptions.batchSize} and accumulates their gradients (the same step; set data.batchSize and train.gradAccum to choose yourself)`,
+        );
+      }
+    }
+    return { kind: "lm", model, task: lmTask(taskOptions), taskOptions, baseName: built.baseName, accumulate, notes };
   }
   if (d.kind !== "mnist") throw new ConfigError(`an ${cfg.model && "arch" in cfg.model ? cfg.model.arch : ""} model trains on "mnist" data`);
   const model = withAdapter(adaptedModel(built.def, built.weights));
@@ -142,22 +170,8 @@ export async function prepareRun(cfg: RunConfig): Promise<Prepared> {
   return { kind: "classify", model, task: classifyTask(taskOptions), taskOptions, baseName: built.baseName };
 }
 
-/**
- * Deep Llama models train and evaluate layer by layer: one compiled step over the whole model grows faster than its
- * depth in jax-js (16 layers at 576 wide: 13.6 s and 3 GB per step; 30 layers do not fit the 4 GiB wasm heap), while
- * one layer at a time is linear in depth. Shallow models keep the faster compiled whole-model step.
- */
-export const LAYERWISE_FROM_LAYERS = 12;
-
-function deepModelGradients(p: Prepared) {
-  // Deep models evaluate layer by layer (taskOptions.layerwise) and train so too, except in full finetuning, which
-  // trains the embedding; the layer-by-layer backward does not: whole-model step.
-  const config = p.kind === "lm" ? p.taskOptions.layerwise : undefined;
-  if (p.kind !== "lm" || !config || !p.model.active) return undefined;
-  const { model } = p;
-  return (t: Trainable, input: LlamaInput, target: Arr, random: () => number): Promise<[Arr, Trainable]> =>
-    layerwiseValueAndGrad(model, config, t, input.ids, (logits) => crossEntropy(logits, target), { training: true, random });
-}
+/** Llama's depth from which it trains and evaluates layer by layer (its ModelDef.layerwise is then preferred). */
+export { LAYERWISE_FROM_LAYERS } from "../models/llama-grad.js";
 
 /** Module → parameter suffixes and extra keys of the run's adapter, to read checkpoints back. */
 function layoutOf(p: Prepared): TrainableLayout | null {
@@ -193,6 +207,8 @@ export interface RunTrainingOptions extends RunFolderOptions {
   stop?: () => boolean;
   /** Evaluate the model before the first step and log it as step 0 (default true; not on resume). */
   evaluateBase?: boolean;
+  /** What was chosen for the user, e.g. micro-batches. */
+  onNote?: (note: string) => void;
 }
 
 /**
@@ -203,6 +219,7 @@ export interface RunTrainingOptions extends RunFolderOptions {
 export async function runTraining(cfg: RunConfig, o: RunTrainingOptions = {}): Promise<RunResult> {
   checkTrainSettings(cfg.train, cfg.file);
   const p = o.prepared ?? (await prepareRun(cfg));
+  if (p.kind === "lm") for (const n of p.notes ?? []) o.onNote?.(n);
   const model = p.model as AdaptedModel<unknown, unknown>;
   const layout = layoutOf(p);
   const full = cfg.method === null;
@@ -212,7 +229,7 @@ export async function runTraining(cfg: RunConfig, o: RunTrainingOptions = {}): P
   const record = runRecord(cfg);
   const from = checkRunOutput(cfg, o);
   const resume = from ? loadCheckpoint(from, layout, fullKeys) : undefined;
-  const metricsPath = startRunOutput(cfg, { ...o, resumeStep: resume?.step });
+  const metricsPath = startRunOutput(cfg, { ...o, resumed: resume && from ? { step: resume.step, dir: from } : undefined });
   const events: TrainEvent[] = [];
   const log = (e: TrainEvent) => {
     events.push(e);
@@ -221,7 +238,8 @@ export async function runTraining(cfg: RunConfig, o: RunTrainingOptions = {}): P
   };
   if (resume) o.onEvent?.({ kind: "resume", step: resume.step, path: from } as unknown as TrainEvent);
   else if (o.evaluateBase ?? true) for (const e of await evaluatePrepared(p, null)) log({ ...e, step: 0 });
-  const it = trainIter(model, p.task as Task<unknown, unknown, unknown>, cfg.train, { full, resume, gradients: deepModelGradients(p) as never, stop: o.stop });
+  const accumulate = p.kind === "lm" ? (p.accumulate ?? 1) : 1;
+  const it = trainIter(model, p.task as Task<unknown, unknown, unknown>, { ...cfg.train, gradAccum: cfg.train.gradAccum * accumulate }, { full, resume, layerwise: p.kind === "lm" && p.taskOptions.layerwise, stop: o.stop });
   const started = performance.now();
   let trained: Trainable;
   let lastCheckpoint: { step: number; path: string } | null = null;

@@ -17,6 +17,7 @@ import {
   parseHeader,
   serialize,
 } from "../formats/safetensors.js";
+import { preview } from "../formats/json-object.js";
 import { IO_CHUNK, writeAll, writeAtomically } from "./atomic.js";
 
 /** A tensor read from a file. F16/BF16 arrive as Float32Array (exactly), F64 as Float64Array. */
@@ -259,7 +260,7 @@ function parseIndex(text: string, indexPath: string): { metadata: Record<string,
   }
   const weightMap = new Map<string, string>();
   for (const [name, shard] of Object.entries(weight_map)) {
-    if (typeof shard !== "string") throw new FormatError(`${indexPath}: weight_map entry for tensor "${name}" must be a file name (got ${JSON.stringify(shard)}).`);
+    if (typeof shard !== "string") throw new FormatError(`${indexPath}: weight_map entry for tensor "${name}" must be a file name (got ${preview(shard)}).`);
     weightMap.set(name, shard);
   }
   if (metadata !== undefined && metadata !== null && (typeof metadata !== "object" || Array.isArray(metadata))) {

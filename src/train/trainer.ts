@@ -83,6 +83,11 @@ export interface TrainOptions<I = unknown, T = unknown> {
    */
   gradients?: (t: Trainable, input: I, target: T, random: () => number) => [Arr, Trainable] | Promise<[Arr, Trainable]>;
   /**
+   * Take loss and gradients from the model's own layer-by-layer strategy (ModelDef.layerwise; deep models whose
+   * single compiled step would not fit jax-js's heap), full finetuning included.
+   */
+  layerwise?: boolean;
+  /**
    * Polled after each step (and its evaluation): true ends training there, after a snapshot of that step, without
    * the "done" event; the returned trainables are then that step's.
    */
@@ -145,7 +150,7 @@ export async function* trainIter<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O
 
   const usesDropout = planUsesDropout(m.active ? m.adapters[m.active].plan : null);
   const random = () => dropout.nextFloat();
-  const custom = o.gradients;
+  const custom = o.gradients ?? (o.layerwise ? layerwiseGradients(m, task) : undefined);
   const gradients = custom
     ? Object.assign((t: Trainable, input: I, target: T) => custom(t, input, target, random), { dispose: () => {} })
     : gradientFn(m, task, o.jit ?? !usesDropout, random);
@@ -199,6 +204,13 @@ export async function* trainIter<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O
   } finally {
     gradients.dispose();
   }
+}
+
+/** The model's layer-by-layer loss and gradients as the trainer's gradient function. */
+function layerwiseGradients<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O, T>): NonNullable<TrainOptions<I, T>["gradients"]> {
+  const strategy = m.def.layerwise;
+  if (!strategy) throw new ConfigError(`train: the ${m.def.type} model has no layer-by-layer strategy (layerwise: true)`);
+  return (t, input, target, random) => strategy.valueAndGrad(m, t, input, (out) => task.loss(out, target), { training: true, random });
 }
 
 type GradientFn<I, T> = ((t: Trainable, input: I, target: T) => [Arr, Trainable]) & { dispose(): void };

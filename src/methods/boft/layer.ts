@@ -7,10 +7,10 @@
  *   Conv2d:  conv(x, diag(s)·W_flat·Rotᵀ) + bias   with W_flat = W.reshape(out, in·kh·kw)
  * Rot is applied structured (src/math/rotation.ts), on x or on W, whichever is cheaper.
  */
-import { np, type Arr, type FloatDType, jaxDType } from "../../engine/index.js";
+import { np, type Arr, type FloatDType, jaxDType, fromDraws } from "../../engine/index.js";
 import { ShapeError } from "../../errors.js";
 import { skewFromFull, multiplicativeDropoutMask, rotateRows, denseRotation } from "../../math/index.js";
-import { cayleyJit as cayley } from "../../math/cayley-jit.js"; // exact, and runs under jit (no solve)
+import { cayleyJit } from "../../math/cayley-jit.js"; // exact, and runs under jit (no solve)
 import { type LinearWeights, type Conv2dGeometry, linear, conv2d } from "../base-layers.js";
 import { type RotationSide, chooseSide } from "../side.js";
 
@@ -56,14 +56,14 @@ export function boftInit(s: BoftLayerShape, o: { initWeights: boolean; dtype?: F
   const draw = (shape: number[], mean: number) => {
     const a = new Float64Array(shape.reduce((x, y) => x * y, 1));
     for (let k = 0; k < a.length; k++) a[k] = mean + 0.1 * o.normal!();
-    return np.array(a, { dtype: np.float64 }).reshape(shape).astype(dtype);
+    return fromDraws(a, shape, o.dtype ?? "float32");
   };
   return { boft_R: draw(shapes.boft_R, 0), boft_s: draw(shapes.boft_s, 1) };
 }
 
 /** The orthogonal blocks Q [m, D, b, b] = Cayley(½(R−Rᵀ)). Consumes r. */
 export function boftBlocks(r: Arr): Arr {
-  return cayley(boftSkew(r));
+  return cayleyJit(boftSkew(r));
 }
 
 /** The skew blocks ½(R − Rᵀ) the rotation is the Cayley transform of. Consumes r. */

@@ -4,8 +4,9 @@
  *   y = x·Wᵀ + bias + scaling·(x·Aᵀ)·Bᵀ,  scaling = α/r (α/√r with rsLoRA)     merge: W ← W + scaling·B·A
  * Parameters, named as in PEFT's state dict: lora_A.weight [r, in], lora_B.weight [out, r].
  */
-import { np, type Arr, type FloatDType, jaxDType } from "../../engine/index.js";
-import { ShapeError } from "../../errors.js";
+import { np, type Arr, type FloatDType, jaxDType, fromDraws } from "../../engine/index.js";
+import { ConfigError, ShapeError } from "../../errors.js";
+import type { LoraInit } from "./config.js";
 import { type LinearWeights, linear } from "../base-layers.js";
 
 export type LoraParams = { lora_A: { weight: Arr }; lora_B: { weight: Arr } };
@@ -22,22 +23,39 @@ export function loraParamShapes(s: LoraLayerShape): { lora_A: number[]; lora_B: 
   return { lora_A: [s.r, s.n], lora_B: [s.out, s.r] };
 }
 
+/** The `init_lora_weights` values loraInit implements; PEFT's others (PiSSA, OLoRA, EVA, …) change the base weights or need data. */
+export const LORA_INITS_IMPLEMENTED: readonly LoraInit[] = [true, false, "gaussian"];
+
 /**
- * PEFT's init: A ~ kaiming_uniform(a=√5), i.e. U(−1/√in, 1/√in), and B = 0 (identity at init);
- * initWeights=false makes B random too, as PEFT's tests do, so the adapter is not a no-op.
- * `uniform` yields numbers in [0, 1).
+ * PEFT's init (reset_lora_parameters): A ~ kaiming_uniform(a=√5), i.e. U(−1/√in, 1/√in), and B = 0 (identity at
+ * init); "gaussian": A ~ N(0, (1/r)²), B = 0; false makes B random too (U(−1/√r, 1/√r)), as PEFT's tests do, so
+ * the adapter is not a no-op. `uniform` yields numbers in [0, 1), `normal` standard normal ones (needed for
+ * "gaussian"). Throws ConfigError for an init it does not implement, naming the ones it does.
  */
-export function loraInit(s: LoraLayerShape, o: { initWeights: boolean; dtype?: FloatDType; uniform: () => number }): LoraParams {
+export function loraInit(
+  s: LoraLayerShape,
+  o: { init: LoraInit; dtype?: FloatDType; uniform: () => number; normal?: () => number },
+): LoraParams {
+  const { init } = o;
+  if (!LORA_INITS_IMPLEMENTED.includes(init)) {
+    throw new ConfigError(
+      `loraInit: init_lora_weights=${JSON.stringify(init)} is not implemented (supported: ${LORA_INITS_IMPLEMENTED.map((v) => JSON.stringify(v)).join(", ")}).`,
+    );
+  }
   const dtype = jaxDType(o.dtype ?? "float32");
-  const bound = 1 / Math.sqrt(s.n);
-  const draw = (shape: number[], lim: number) =>
-    np.array(Float64Array.from({ length: shape[0] * shape[1] }, () => (2 * o.uniform() - 1) * lim), { dtype: np.float64 })
-      .reshape(shape)
-      .astype(dtype);
+  // Draws are made in float64 on the host and rounded there, so WebGPU (no float64) gets the same numbers.
+  const fromHost = (shape: number[], f: () => number) => fromDraws(Float64Array.from({ length: shape[0] * shape[1] }, f), shape, o.dtype ?? "float32");
+  const uniform = (shape: number[], lim: number) => fromHost(shape, () => (2 * o.uniform() - 1) * lim);
   const shapes = loraParamShapes(s);
+  let a: Arr;
+  if (init === "gaussian") {
+    const normal = o.normal;
+    if (!normal) throw new TypeError('loraInit: init_lora_weights="gaussian" needs a normal sampler');
+    a = fromHost(shapes.lora_A, () => normal() / s.r);
+  } else a = uniform(shapes.lora_A, 1 / Math.sqrt(s.n));
   return {
-    lora_A: { weight: draw(shapes.lora_A, bound) },
-    lora_B: { weight: o.initWeights ? np.zeros(shapes.lora_B, { dtype }) : draw(shapes.lora_B, 1 / Math.sqrt(s.r)) },
+    lora_A: { weight: a },
+    lora_B: { weight: init === false ? uniform(shapes.lora_B, 1 / Math.sqrt(s.r)) : np.zeros(shapes.lora_B, { dtype }) },
   };
 }
 

@@ -9,10 +9,10 @@
  * summed before the base conv, which is not a rotation of the conv (nor the identity at init). We reproduce it
  * because adapters must give PEFT's numbers; merge uses W_flat·BDᵀ, as PEFT's does.
  */
-import { np, type Arr, type FloatDType, jaxDType } from "../../engine/index.js";
+import { np, type Arr, type FloatDType, jaxDType, fromDraws } from "../../engine/index.js";
 import { ShapeError } from "../../errors.js";
 import { cayleyNeumann, coftStraightThrough, skewFromPacked, rotateRows, denseRotation } from "../../math/index.js";
-import { cayleyJit as cayley } from "../../math/cayley-jit.js"; // exact, and runs under jit (no solve)
+import { cayleyJit } from "../../math/cayley-jit.js"; // exact, and runs under jit (no solve)
 import { type LinearWeights, type Conv2dGeometry, linear, conv2d } from "../base-layers.js";
 import { type RotationSide, chooseSide } from "../side.js";
 
@@ -46,7 +46,7 @@ export function oftInit(s: OftLayerShape, o: { initWeights: boolean; dtype?: Flo
   if (!o.normal) throw new TypeError("oftInit: initWeights=false needs a normal sampler");
   const a = new Float64Array(shape[0] * shape[1]);
   for (let k = 0; k < a.length; k++) a[k] = 0.1 * o.normal();
-  return { oft_R: { weight: np.array(a, { dtype: np.float64 }).reshape(shape).astype(dtype) } };
+  return { oft_R: { weight: fromDraws(a, shape, o.dtype ?? "float32") } };
 }
 
 function checkParams(s: OftLayerShape, p: OftParams): void {
@@ -71,7 +71,7 @@ export function oftSkew(s: OftLayerShape, p: OftParams): { skew: Arr; terms: num
 /** The stored blocks' rotations, [r, b, b] (block_share: [1, b, b]), as PEFT's `_cayley_batch`. Consumes params. */
 export function oftBlocks(s: OftLayerShape, p: OftParams): Arr {
   const { skew, terms } = oftSkew(s, p);
-  return terms === null ? cayley(skew) : cayleyNeumann(skew, terms);
+  return terms === null ? cayleyJit(skew) : cayleyNeumann(skew, terms);
 }
 
 /** The block-diagonal as one butterfly factor [1, r, b, b] (block_share repeats the one block). Consumes q. */
