@@ -125,7 +125,7 @@ async function child(kind: string, batch: number, T: number, o: Options): Promis
   const { np, fromHost, toHost, toHostAsync, tree, blockUntilReady } = await import("../src/engine/index.js");
   const { llama } = await import("../src/models/llama.js");
   const { adaptedModel, addAdapter, forward, trainableOf } = await import("../src/models/adapted.js");
-  const { generate, generateAsync } = await import("../src/models/generate.js");
+  const { generate } = await import("../src/models/generate.js");
   const { boftConfig } = await import("../src/methods/boft/config.js");
   const { loraConfig } = await import("../src/methods/lora/config.js");
   const { rng } = await import("../src/data/rng.js");
@@ -248,11 +248,10 @@ async function child(kind: string, batch: number, T: number, o: Options): Promis
     detail += `; ${what}: ${trainable} trainable; first step ${stepTimes[0].toFixed(1)} s (CPU ${stepCpu[0].toFixed(1)} s); losses ${losses.map((l) => l.toFixed(3)).join(" ")}`;
   } else if (kind === "generate") {
     const prompt = Array.from({ length: T }, () => r.nextInt(V));
-    const run = (n: number) => (o.sync ? Promise.resolve(generate(base, prompt, { maxNewTokens: n })) : generateAsync(base, prompt, { maxNewTokens: n }));
-    await run(2); // warm-up
+    await generate(base, prompt, { maxNewTokens: 2 }); // warm-up
     const t0 = performance.now();
     const c0 = cpu();
-    const out = await run(32);
+    const out = await generate(base, prompt, { maxNewTokens: 32 });
     seconds = (performance.now() - t0) / 1000;
     cpuSeconds = cpu() - c0;
     tokens = out.length;

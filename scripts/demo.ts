@@ -10,14 +10,9 @@
  */
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
-import { readRunConfig } from "../src/node/run-config.js";
-import { runTraining, prepareRun, evaluatePrepared, type RunResult } from "../src/node/run.js";
-import { boftCount, oftCount, loraCount } from "../src/methods/param-count.js";
-import { linePlot } from "../src/plot/svg.js";
-import type { EvalEvent } from "../src/train/metrics.js";
+import { readRunConfig, runTraining, evaluateRun, linePlot, median, type EvalEvent } from "boft/node";
 import { createProgress } from "../cli/progress.js";
 import { renderTable } from "../cli/table.js";
-import { median } from "../src/train/metrics.js";
 
 const root = nodePath.resolve(nodePath.dirname(new URL(import.meta.url).pathname), "../..");
 const args = process.argv.slice(2);
@@ -72,15 +67,6 @@ function runJson(method: Record<string, unknown>, lr: number): Record<string, un
   };
 }
 
-/** Degrees of freedom (the paper's count): BOFT ½(b−1)·n·m + s per layer; OFT, LoRA and full = stored. */
-function effectiveParams(r: RunResult): number {
-  const m = r.model;
-  if (!m.active) return r.trainableParams;
-  const a = m.adapters[m.active];
-  const layers = a.plan.layers.reduce((sum, l) => sum + (l.method === "BOFT" ? boftCount(l.shape).effective : l.method === "OFT" ? oftCount(l.shape).effective : loraCount(l.shape).effective), 0);
-  return layers + a.extras.reduce((sum, k) => sum + m.weights[k].size, 0);
-}
-
 function metricOf(events: EvalEvent[], split: string): number {
   const e = events.find((x) => x.split === split);
   if (!e) throw new Error(`no ${split} evaluation`);
@@ -96,7 +82,7 @@ async function main(): Promise<void> {
   const baseDir = nodePath.join(outRoot, "base");
   fs.mkdirSync(baseDir, { recursive: true });
   fs.writeFileSync(nodePath.join(baseDir, "run.json"), JSON.stringify({ ...runJson({ peft_type: "FULL" }, 1e-3), output: "." }, null, 2));
-  const base = await evaluatePrepared(await prepareRun(readRunConfig(nodePath.join(baseDir, "run.json"))), null);
+  const base = await evaluateRun(readRunConfig(nodePath.join(baseDir, "run.json")), { adapter: null });
   const rows: (string | number)[][] = [["base (no finetuning)", 0, 0, "-", "-", "-", metricOf(base, "new"), metricOf(base, "old")]];
   const stepMs: number[] = []; // per method, the median training step (evaluations excluded)
   const curves: { name: string; points: [number, number][] }[] = [];
@@ -128,7 +114,7 @@ async function main(): Promise<void> {
     if (points[points.length - 1][0] !== cfg.train.steps) points.push([cfg.train.steps, r.finalEval.find((e) => e.split === "new")!.loss]);
     curves.push({ name: m.name, points });
     stepMs.push(median(steps.length > 0 ? steps : [r.seconds * 1000]));
-    rows.push([m.name, r.trainableParams, effectiveParams(r), r.seconds.toFixed(1), stepMs[stepMs.length - 1].toFixed(0), "", metricOf(r.finalEval, "new"), metricOf(r.finalEval, "old")]);
+    rows.push([m.name, r.trainableParams, r.effectiveParams, r.seconds.toFixed(1), stepMs[stepMs.length - 1].toFixed(0), "", metricOf(r.finalEval, "new"), metricOf(r.finalEval, "old")]);
   }
   // Step time ÷ full finetuning's (the last method): what an adapter saves, or costs, per step.
   const fullMs = stepMs[stepMs.length - 1];

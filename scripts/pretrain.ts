@@ -11,10 +11,7 @@
  */
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
-import { charTokenizerJson, charTokenizerConfig } from "../src/data/char-tokenizer.js";
-import { atomicWriteFile } from "../src/node/atomic.js";
-import { readRunConfig } from "../src/node/run-config.js";
-import { runTraining } from "../src/node/run.js";
+import { charTokenizerJson, charTokenizerConfig, readRunConfig, runTraining, atomicWriteFile } from "boft/node";
 import { createProgress } from "../cli/progress.js";
 
 const root = nodePath.resolve(nodePath.dirname(new URL(import.meta.url).pathname), "../..");

@@ -1,9 +1,4 @@
-import { mergeAndUnload, adaptedModel } from "../../src/models/adapted.js";
-import { generateStream, checkSampling, type CausalLm } from "../../src/models/generate.js";
-import { loadHfModel } from "../../src/node/hf-model.js";
-import { loadAdapter } from "../../src/node/model-adapter.js";
-import { ConfigError } from "../../src/errors.js";
-import { adapterPlanWarnings } from "../../src/node/run-guard.js";
+import { loadCausalLm, fromPretrained, mergeAndUnload, generate, checkSampling, errors, type Model, type PeftModel } from "boft/node";
 import { type Command, UsageError, requireString, optionalNumber } from "../command.js";
 
 function intOption(values: Record<string, unknown>, name: string, fallback: number | undefined): number | undefined {
@@ -48,46 +43,41 @@ export const generateCommand: Command = {
     if (values.merge && typeof adapterDir !== "string") throw new UsageError("--merge needs --adapter");
 
     const started = performance.now();
-    const hf = loadHfModel(folder);
-    for (const n of hf.notes) console.error(`note: ${n}`);
-    let m: CausalLm = adaptedModel(hf.def, hf.weights);
+    const base = await loadCausalLm(folder);
+    for (const n of base.notes) console.error(`note: ${n}`);
+    let m: Model | PeftModel = base;
     if (typeof adapterDir === "string") {
-      const loaded = loadAdapter(m, adapterDir);
-      for (const w of [...loaded.warnings, ...adapterPlanWarnings(loaded.model as never)]) console.error(`warning: ${w}`);
-      m = loaded.model;
-      if (values.merge) m = adaptedModel(hf.def, mergeAndUnload(m));
+      const peft = await fromPretrained(base, adapterDir, { onWarning: (w) => console.error(`warning: ${w}`) });
+      m = values.merge ? mergeAndUnload(peft) : peft;
     }
-    const tok = hf.tokenizer!;
+    const tok = base.tokenizer!;
     const text = values.chat ? tok.applyChatTemplate([{ role: "user", content: prompt }], { addGenerationPrompt: true }) : prompt;
     // A rendered chat template already holds its special tokens (transformers: add_special_tokens=False).
     const promptIds = tok.encode(text, { addSpecialTokens: !values.chat });
-    const loadedMs = performance.now() - started;
     // The model has no positions past max_position_embeddings: stop there rather than run on with untrained ones.
-    const maxPositions = hf.config.maxPositionEmbeddings;
+    const maxPositions = base.config!.maxPositionEmbeddings;
     if (promptIds.length >= maxPositions) {
-      throw new ConfigError(`the prompt is ${promptIds.length} tokens; the model takes at most max_position_embeddings = ${maxPositions} in all`);
+      throw new errors.ConfigError(`the prompt is ${promptIds.length} tokens; the model takes at most max_position_embeddings = ${maxPositions} in all`);
     }
-    let newTokens = maxNewTokens;
-    if (promptIds.length + maxNewTokens > maxPositions) {
-      newTokens = maxPositions - promptIds.length;
+    const newTokens = Math.min(maxNewTokens, maxPositions - promptIds.length);
+    if (newTokens < maxNewTokens) {
       console.error(`note: stopping after ${newTokens} new tokens, at max_position_embeddings = ${maxPositions} (prompt ${promptIds.length} + ${maxNewTokens} asked would pass it)`);
     }
+    const loadedMs = performance.now() - started;
 
+    const it = generate(m, promptIds, { ...sampling, seed, maxNewTokens: newTokens });
     const out: number[] = [];
     let shown = "";
     const t0 = performance.now();
-    for await (const id of generateStream(m, promptIds, { ...sampling, seed, maxNewTokens: newTokens, stopIds: hf.eosTokenIds })) {
-      out.push(id);
-      if (values.json) continue;
-      // Stream whole characters only: a byte-level token can end inside a UTF-8 sequence.
-      const now = tok.decode(out, { skipSpecialTokens: true });
-      if (!now.endsWith("\uFFFD") && now.startsWith(shown)) {
-        process.stdout.write(now.slice(shown.length));
-        shown = now;
-      }
+    let r = await it.next();
+    for (; !r.done; r = await it.next()) {
+      out.push(r.value.id);
+      if (values.json || !r.value.text) continue;
+      process.stdout.write(r.value.text);
+      shown += r.value.text;
     }
+    const { text: textOut } = r.value;
     const secs = (performance.now() - t0) / 1000;
-    const textOut = tok.decode(out, { skipSpecialTokens: true });
     if (values.json) {
       console.log(JSON.stringify({ prompt_ids: promptIds, output_ids: out, text: textOut }));
     } else {

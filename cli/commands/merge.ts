@@ -1,4 +1,4 @@
-import { mergeCheckpoint } from "../../src/node/merge-checkpoint.js";
+import { mergeCheckpoint } from "boft/node";
 import { type Command, UsageError, requireString } from "../command.js";
 
 export const mergeCommand: Command = {

@@ -1,8 +1,4 @@
-import { readRunConfig } from "../../src/node/run-config.js";
-import { runTraining, prepareRun } from "../../src/node/run.js";
-import { RunInterrupted, adapterPlanWarnings } from "../../src/node/run-guard.js";
-import type { AdaptedModel } from "../../src/models/adapted.js";
-import type { TrainEvent } from "../../src/train/trainer.js";
+import { readRunConfig, runTraining, prepareRun, RunInterrupted, adapterPlanWarnings, type TrainEvent } from "boft/node";
 import { type Command, UsageError, requireString } from "../command.js";
 import { createProgress } from "../progress.js";
 import { renderTable } from "../table.js";
@@ -25,7 +21,7 @@ export const trainCommand: Command = {
     const cfg = readRunConfig(file);
     for (const w of cfg.methodWarnings) console.error(`warning: ${w}`);
     const prepared = await prepareRun(cfg);
-    for (const w of adapterPlanWarnings(prepared.model as AdaptedModel<unknown, unknown>)) console.error(`warning: ${w}`);
+    for (const w of adapterPlanWarnings(prepared.model)) console.error(`warning: ${w}`);
     const progress = createProgress({ total: cfg.train.steps, label: cfg.method?.kind.toLowerCase() ?? "full", unit: cfg.data.kind === "mnist" ? "samples" : "tok" });
     const onEvent = (e: TrainEvent) => {
       const kind = (e as { kind: string }).kind;
@@ -38,15 +34,15 @@ export const trainCommand: Command = {
       }
     };
     // Ctrl-C ends the run after the current step, with a checkpoint; a second Ctrl-C quits at once.
-    let stopRequested = false;
+    const stop = new AbortController();
     const onSigint = () => {
-      if (stopRequested) process.exit(INTERRUPTED);
-      stopRequested = true;
+      if (stop.signal.aborted) process.exit(INTERRUPTED);
+      stop.abort();
       console.error("\nboft train: stopping after this step to write a checkpoint (Ctrl-C again to quit without one)");
     };
     process.on("SIGINT", onSigint);
     try {
-      const r = await runTraining(cfg, { resume: values.resume === true, overwrite: values.overwrite === true, onEvent, prepared, stop: () => stopRequested, onNote: (n) => progress.log(`note: ${n}`) });
+      const r = await runTraining(cfg, { resume: values.resume === true, overwrite: values.overwrite === true, onEvent, prepared, signal: stop.signal, onNote: (n) => progress.log(`note: ${n}`) });
       const peakMiB = Math.round(process.resourceUsage().maxRSS / 1024);
       progress.done(`trained ${r.trainableParams.toLocaleString("en-US")} parameters in ${r.seconds.toFixed(1)} s, peak memory ${peakMiB} MiB`);
       console.log(renderTable(["split", "loss", ...Object.keys(r.finalEval[0]?.metrics ?? {})], r.finalEval.map((e) => [e.split, e.loss, ...Object.values(e.metrics ?? {})])));

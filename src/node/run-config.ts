@@ -46,13 +46,16 @@ export type DataSpec =
     };
 
 export interface RunConfig {
+  /** Where the config came from (relative paths in it are relative to this file's folder). */
   file: string;
+  /** The run.json text as given: what the run folder gets as its run.json. */
+  text: string;
   model: ModelSpec;
   data: DataSpec;
   /** null: full finetuning. */
   method: AdapterMethod | null;
   methodWarnings: string[];
-  train: TrainConfig & { checkpointEvery: number };
+  train: TrainConfig;
   output: string;
 }
 
@@ -185,7 +188,7 @@ const TRAIN_KEYS = ["steps", "gradAccum", "lr", "warmupSteps", "minLr", "weightD
  * lr > 0, warmupSteps in [0, steps], minLr in [0, lr], weightDecay and maxGradNorm ≥ 0, evalEvery,
  * checkpointEvery ≥ 0 and seed integers. `where` prefixes the message (the run.json file).
  */
-export function checkTrainSettings(t: TrainConfig & { checkpointEvery?: number }, where: string): void {
+export function checkTrainSettings(t: TrainConfig, where: string): void {
   const fail = (key: string, rule: string, extra = ""): never => {
     throw new ConfigError(`${where}: train.${key} must be ${rule} (${key}=${JSON.stringify((t as unknown as Record<string, unknown>)[key])}${extra})`);
   };
@@ -198,7 +201,7 @@ export function checkTrainSettings(t: TrainConfig & { checkpointEvery?: number }
   if (!(Number.isFinite(t.weightDecay) && t.weightDecay >= 0)) fail("weightDecay", "a number ≥ 0");
   if (!(Number.isFinite(t.maxGradNorm) && t.maxGradNorm >= 0)) fail("maxGradNorm", "a number ≥ 0 (0: no clipping)");
   if (!int(t.evalEvery, 0)) fail("evalEvery", "an integer ≥ 0 (0: only at the end)");
-  if (t.checkpointEvery !== undefined && !int(t.checkpointEvery, 0)) fail("checkpointEvery", "an integer ≥ 0 (0: only at the end)");
+  if (!int(t.checkpointEvery, 0)) fail("checkpointEvery", "an integer ≥ 0 (0: only at the end)");
   if (!Number.isSafeInteger(t.seed)) fail("seed", "an integer");
 }
 
@@ -208,6 +211,11 @@ function checkMethodKeys(raw: Record<string, unknown>, method: AdapterMethod | n
   onlyKeys(raw, allowed, where);
 }
 
+/**
+ * Parses and checks run.json text. `file` is where it is (or would be): relative paths in it resolve against its
+ * folder, and messages name it. Works for a config built in memory: `parseRunConfig(JSON.stringify(run), "run.json")`.
+ * Throws FormatError / ConfigError.
+ */
 export function parseRunConfig(text: string, file: string): RunConfig {
   let raw: unknown;
   try {
@@ -232,11 +240,11 @@ export function parseRunConfig(text: string, file: string): RunConfig {
   for (const [k, v] of Object.entries(t)) {
     if (typeof v !== "number" || !Number.isFinite(v)) throw new ConfigError(`${file}: train.${k} must be a number (${k}=${JSON.stringify(v)})`);
   }
-  const train = { ...trainDefaults, checkpointEvery: 0, ...(t as Partial<TrainConfig>) } as TrainConfig & { checkpointEvery: number };
-  train.snapshotEvery = train.checkpointEvery;
+  const train: TrainConfig = { ...trainDefaults, ...(t as Partial<TrainConfig>) };
   checkTrainSettings(train, file);
   return {
     file,
+    text,
     model: parseModel(r.model, base, `${file}: model`),
     data: parseData(r.data, base, `${file}: data`),
     method,
@@ -246,6 +254,7 @@ export function parseRunConfig(text: string, file: string): RunConfig {
   };
 }
 
+/** Reads and parses a run.json file (see parseRunConfig). */
 export function readRunConfig(file: string): RunConfig {
   if (!fs.existsSync(file)) throw new FormatError(`${file}: no such run config`);
   return parseRunConfig(fs.readFileSync(file, "utf8"), file);

@@ -166,7 +166,7 @@ export function checkTokenData(where: string, streams: Record<string, ArrayLike<
 }
 
 /** PEFT's OFT block-size / r auto-adjust warnings of the model's active adapter, each once. */
-export function adapterPlanWarnings(m: AdaptedModel<unknown, unknown>): string[] {
+export function adapterPlanWarnings(m: Pick<AdaptedModel<unknown, unknown>, "active" | "adapters">): string[] {
   if (!m.active) return [];
   return [...new Set(m.adapters[m.active].plan.layers.flatMap((l) => (l.method === "OFT" ? l.warnings : [])))];
 }

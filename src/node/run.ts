@@ -15,6 +15,7 @@ import { rotateImages, invertImages, type LabelledImages } from "../data/vision.
 import { parseHfConfig } from "../formats/hf-config.js";
 import { layerParamShapes } from "../methods/adapter.js";
 import { withDefaultTargets } from "../methods/method.js";
+import { METHODS } from "../methods/registry.js";
 import { llama, type LlamaInput, type KvCache } from "../models/llama.js";
 import { layerwiseStepBytes, microBatches } from "../models/llama-grad.js";
 import { mlp } from "../models/mlp.js";
@@ -29,6 +30,7 @@ import { treeToHostAsync } from "../train/host-tree.js";
 import { loadBrown } from "./data/brown.js";
 import { loadMnist } from "./data/mnist.js";
 import { loadHfModel } from "./hf-model.js";
+import { loadAdapter } from "./model-adapter.js";
 import { openCheckpoint } from "./safetensors-file.js";
 import { saveCheckpoint, loadCheckpoint, writeTrained, type TrainableLayout } from "./checkpoint.js";
 import { atomicWriteFile } from "./atomic.js";
@@ -189,7 +191,16 @@ export interface RunResult {
   finalEval: EvalEvent[];
   adapterDir: string;
   trainableParams: number;
+  /** Degrees of freedom (the paper's count): BOFT ½(b−1)·n·m + s per layer; OFT, LoRA and full finetuning = stored. */
+  effectiveParams: number;
   seconds: number;
+}
+
+function effectiveParams(m: AdaptedModel<unknown, unknown>, stored: number): number {
+  if (!m.active) return stored;
+  const a = m.adapters[m.active];
+  const layers = a.plan.layers.reduce((sum, l) => sum + METHODS[l.method].count(l.shape as never).effective, 0);
+  return layers + a.extras.reduce((sum, k) => sum + m.weights[k].size, 0);
 }
 
 /** Evaluates a prepared model as it is (base, or with its trained adapter). */
@@ -203,8 +214,8 @@ export interface RunTrainingOptions extends RunFolderOptions {
   onEvent?: (e: TrainEvent) => void;
   /** A model and data already prepared from this run.json (prepareRun). */
   prepared?: Prepared;
-  /** Polled after each step: true ends the run there, with a checkpoint, by throwing RunInterrupted. */
-  stop?: () => boolean;
+  /** Aborting ends the run after the step in progress, with a checkpoint, by throwing RunInterrupted. */
+  signal?: AbortSignal;
   /** Evaluate the model before the first step and log it as step 0 (default true; not on resume). */
   evaluateBase?: boolean;
   /** What was chosen for the user, e.g. micro-batches. */
@@ -239,10 +250,11 @@ export async function runTraining(cfg: RunConfig, o: RunTrainingOptions = {}): P
   if (resume) o.onEvent?.({ kind: "resume", step: resume.step, path: from } as unknown as TrainEvent);
   else if (o.evaluateBase ?? true) for (const e of await evaluatePrepared(p, null)) log({ ...e, step: 0 });
   const accumulate = p.kind === "lm" ? (p.accumulate ?? 1) : 1;
-  const it = trainIter(model, p.task as Task<unknown, unknown, unknown>, { ...cfg.train, gradAccum: cfg.train.gradAccum * accumulate }, { full, resume, layerwise: p.kind === "lm" && p.taskOptions.layerwise, stop: o.stop });
+  const it = trainIter(model, p.task as Task<unknown, unknown, unknown>, { ...cfg.train, gradAccum: cfg.train.gradAccum * accumulate }, { full, resume, layerwise: p.kind === "lm" && p.taskOptions.layerwise, signal: o.signal });
   const started = performance.now();
   let trained: Trainable;
   let lastCheckpoint: { step: number; path: string } | null = null;
+  let stopped = false;
   for (;;) {
     const r = await it.next();
     if (r.done) {
@@ -250,15 +262,17 @@ export async function runTraining(cfg: RunConfig, o: RunTrainingOptions = {}): P
       break;
     }
     let e = r.value;
-    if (e.kind === "snapshot") {
+    if (e.kind === "checkpoint" && e.snapshot) {
       const path = saveCheckpoint(cfg.output, e.snapshot, savedMethod, extra, record);
       lastCheckpoint = { step: e.step, path };
-      e = { kind: "checkpoint", step: e.step, path } as unknown as TrainEvent;
+      e = { kind: "checkpoint", step: e.step, path };
     }
-    log(e);
+    // A stopped run's log ends at its checkpoint, which is where a resumed run's log continues.
+    if (e.kind === "done" && e.stopped) stopped = true;
+    else log(e);
   }
-  if (!events.some((e) => e.kind === "done")) {
-    // The trainer ended early: stop() asked, and the step's checkpoint is written.
+  if (stopped) {
+    // The signal was aborted, and the step's checkpoint is written.
     tree.dispose(trained as never);
     throw new RunInterrupted(lastCheckpoint!.step, lastCheckpoint!.path);
   }
@@ -270,18 +284,30 @@ export async function runTraining(cfg: RunConfig, o: RunTrainingOptions = {}): P
     ? { ...model, weights: Object.fromEntries(Object.entries(model.weights).map(([k, v]) => (v.dispose(), [k, trained.extras[k]]))) }
     : withTrained(model, trained);
   // The trainer already evaluated the final weights when its eval schedule reached the last step.
-  const last = events.filter((e): e is EvalEvent => e.kind === "eval" && e.step === cfg.train.steps);
+  const finalStep = events.reduce((s, e) => (e.kind === "done" ? e.step : s), cfg.train.steps);
+  const last = events.filter((e): e is EvalEvent => e.kind === "eval" && e.step === finalStep);
   let finalEval = last;
   if (!last.length) {
     // Logged like the trainer's evaluations, so metrics.jsonl and loss.svg end with the final model too.
-    finalEval = (await evaluatePrepared({ ...p, model: withWeights } as Prepared, withWeights.active ? trainableOf(withWeights) : null)).map((e) => ({ ...e, step: cfg.train.steps }));
+    finalEval = (await evaluatePrepared({ ...p, model: withWeights } as Prepared, withWeights.active ? trainableOf(withWeights) : null)).map((e) => ({ ...e, step: finalStep }));
     for (const e of finalEval) log(e);
   }
-  const curves = lossCurves(events as never);
+  const curves = lossCurves(events);
   atomicWriteFile(
     nodePath.join(cfg.output, "loss.svg"),
     linePlot(curves.map((c) => ({ name: c.name, points: c.points, mode: c.name === "train" ? "line" : "both" })), { title: `${nodePath.basename(cfg.output)}: loss`, xLabel: "step", yLabel: "loss", logY: true }),
   );
-  return { prepared: p, model: withWeights, events, finalEval, adapterDir, trainableParams, seconds };
+  return { prepared: p, model: withWeights, events, finalEval, adapterDir, trainableParams, effectiveParams: effectiveParams(withWeights, trainableParams), seconds };
 }
 
+/**
+ * Evaluates a run's model on its evaluation splits (what `boft eval` prints): with the adapter saved in folder
+ * `adapter`, or the base model alone when `adapter` is null. `onWarning` gets the adapter's load warnings.
+ */
+export async function evaluateRun(cfg: RunConfig, o: { adapter: string | null; onWarning?: (message: string) => void }): Promise<EvalEvent[]> {
+  const p = await prepareRun({ ...cfg, method: null });
+  const loaded = o.adapter === null ? null : loadAdapter(p.model as AdaptedModel<unknown, unknown>, o.adapter);
+  for (const w of loaded?.warnings ?? []) o.onWarning?.(w);
+  const model = loaded ? loaded.model : p.model;
+  return evaluatePrepared({ ...p, model } as Prepared, model.active ? trainableOf(model as AdaptedModel<unknown, unknown>) : null);
+}
