@@ -110,6 +110,17 @@ describe("boft generate and train say what happens", () => {
     assert.match(g.stderr, warning);
   });
 
+  it("an adapter file with a key PEFT does not know keeps PEFT's newer-PEFT warning (run.json's method rejects it)", () => {
+    const dir = path.join(root, "newer-peft-adapter");
+    fs.mkdirSync(dir);
+    fs.copyFileSync(path.join(root, "out", "adapter", "adapter_model.safetensors"), path.join(dir, "adapter_model.safetensors"));
+    const config = JSON.parse(fs.readFileSync(path.join(root, "out", "adapter", "adapter_config.json"), "utf8")) as Record<string, unknown>;
+    fs.writeFileSync(path.join(dir, "adapter_config.json"), JSON.stringify({ ...config, boft_future_option: 3 }));
+    const r = boft("generate", "--model", BROWN_LM, "--adapter", dir, "--prompt", "The", "--max-new-tokens", "2");
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /warning: .*ignoring keys unknown to BOFTConfig: \['boft_future_option'\]\. The file was probably written by a newer PEFT/);
+  });
+
   it("--version prints the package's name and version", () => {
     const pkg = JSON.parse(fs.readFileSync(path.join(process.cwd(), "package.json"), "utf8")) as { version: string };
     const r = boft("--version");
