@@ -211,10 +211,10 @@ async function child(kind: string, batch: number, T: number, o: Options): Promis
     detail += `; BOFT b=${o.blockSize} m=${o.nFactors} on q_proj+v_proj: ${trainable} trainable (${m.adapters.default.plan.layers.length} layers); first step ${stepTimes[0].toFixed(1)} s (CPU ${stepCpu[0].toFixed(1)} s); losses ${losses.map((l) => l.toFixed(3)).join(" ")}`;
   } else if (kind === "generate") {
     const prompt = Array.from({ length: T }, () => r.nextInt(V));
-    generate(base, prompt, { maxNewTokens: 2 }); // warm-up
+    await generate(base, prompt, { maxNewTokens: 2 }); // warm-up
     const t0 = performance.now();
     const c0 = cpu();
-    const out = generate(base, prompt, { maxNewTokens: 32 });
+    const out = await generate(base, prompt, { maxNewTokens: 32 });
     seconds = (performance.now() - t0) / 1000;
     cpuSeconds = cpu() - c0;
     tokens = out.length;

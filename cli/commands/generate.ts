@@ -29,7 +29,7 @@ export const generateCommand: Command = {
     chat: { type: "boolean", description: "wrap the prompt as one user message with the model's chat template" },
     json: { type: "boolean", description: 'print {"prompt_ids", "output_ids", "text"} as the last line instead of streaming' },
   },
-  run(values) {
+  async run(values) {
     const folder = requireString(values, "model");
     const prompt = values.prompt;
     if (typeof prompt !== "string") throw new UsageError("missing --prompt");
@@ -64,7 +64,7 @@ export const generateCommand: Command = {
     const out: number[] = [];
     let shown = "";
     const t0 = performance.now();
-    for (const id of generateIter(m, promptIds, { ...sampling, seed, maxNewTokens, stopIds: hf.eosTokenIds })) {
+    for await (const id of generateIter(m, promptIds, { ...sampling, seed, maxNewTokens, stopIds: hf.eosTokenIds })) {
       out.push(id);
       if (values.json) continue;
       // Stream whole characters only: a byte-level token can end inside a UTF-8 sequence.

@@ -7,7 +7,7 @@
  * from the softmax of what is left. temperature 0 is greedy (argmax; the first index wins a tie, as torch.argmax).
  * Randomness comes from one seeded host generator (src/data/rng.ts), so a seed reproduces a run exactly.
  */
-import { np, jit, toHost, tree, type Arr } from "../engine/index.js";
+import { np, jit, toHostAsync, tree, type Arr } from "../engine/index.js";
 import { ConfigError } from "../errors.js";
 import { type Rng, rng } from "../data/rng.js";
 import { type AdaptedModel, type Trainable, forwardWith, trainableOf } from "./adapted.js";
@@ -116,7 +116,7 @@ function decodeStep(m: CausalLm, adapted: boolean): DecodeStep & { dispose(): vo
  * Generates up to `maxNewTokens` tokens after `promptIds` with the model's active adapter (or the base when none is
  * active). Yields each new token id; returns them all. Borrows the model.
  */
-export function* generateIter(m: CausalLm, promptIds: readonly number[], o: GenerateOptions): Generator<number, number[]> {
+export async function* generateIter(m: CausalLm, promptIds: readonly number[], o: GenerateOptions): AsyncGenerator<number, number[]> {
   checkSampling(o);
   if (!(Number.isInteger(o.maxNewTokens) && o.maxNewTokens >= 0)) throw new ConfigError(`generate: max-new-tokens must be a non-negative integer (maxNewTokens=${o.maxNewTokens}).`);
   if (promptIds.length === 0) throw new ConfigError("generate: the prompt has no tokens. Give a non-empty prompt.");
@@ -143,7 +143,8 @@ export function* generateIter(m: CausalLm, promptIds: readonly number[], o: Gene
     let length = promptIds.length; // filled slots
     for (;;) {
       cache = { k: res.k, v: res.v };
-      const token = sampleToken(toHost(res.logits).data, o, r); // [1, 1, V]: the one sync point per token
+      // [1, 1, V]: the one read per token, asynchronous (a device such as WebGPU in Node cannot read synchronously).
+      const token = sampleToken((await toHostAsync(res.logits)).data, o, r);
       out.push(token);
       yield token;
       if (stop.has(token) || out.length >= o.maxNewTokens) break;
@@ -164,10 +165,10 @@ export function* generateIter(m: CausalLm, promptIds: readonly number[], o: Gene
 }
 
 /** Drains generateIter: the generated ids (prompt excluded). */
-export function generate(m: CausalLm, promptIds: readonly number[], o: GenerateOptions): number[] {
+export async function generate(m: CausalLm, promptIds: readonly number[], o: GenerateOptions): Promise<number[]> {
   const it = generateIter(m, promptIds, o);
   for (;;) {
-    const s = it.next();
+    const s = await it.next();
     if (s.done) return s.value;
   }
 }

@@ -33,13 +33,16 @@ export type DataSpec =
   | { kind: "text"; path: string; field?: string; seqLen: number; batchSize: number; valFraction?: number; evalWindows?: number };
 
 export interface RunConfig {
+  /** Where the config came from (relative paths in it are relative to this file's folder). */
   file: string;
+  /** The run.json text as given: what the run folder gets as its run.json. */
+  text: string;
   model: ModelSpec;
   data: DataSpec;
   /** null: full finetuning. */
   method: AdapterMethod | null;
   methodWarnings: string[];
-  train: TrainConfig & { checkpointEvery: number };
+  train: TrainConfig;
   output: string;
 }
 
@@ -127,6 +130,11 @@ function parseData(v: unknown, base: string, where: string): DataSpec {
 
 const TRAIN_KEYS = ["steps", "gradAccum", "lr", "warmupSteps", "minLr", "weightDecay", "maxGradNorm", "evalEvery", "checkpointEvery", "seed"];
 
+/**
+ * Parses and checks run.json text. `file` is where it is (or would be): relative paths in it resolve against its
+ * folder, and messages name it. Works for a config built in memory: `parseRunConfig(JSON.stringify(run), "run.json")`.
+ * Throws FormatError / ConfigError.
+ */
 export function parseRunConfig(text: string, file: string): RunConfig {
   let raw: unknown;
   try {
@@ -150,10 +158,10 @@ export function parseRunConfig(text: string, file: string): RunConfig {
   for (const [k, v] of Object.entries(t)) {
     if (typeof v !== "number" || !Number.isFinite(v)) throw new ConfigError(`${file}: train.${k} must be a number (${k}=${JSON.stringify(v)})`);
   }
-  const train = { ...trainDefaults, checkpointEvery: 0, ...(t as Partial<TrainConfig>) } as TrainConfig & { checkpointEvery: number };
-  train.snapshotEvery = train.checkpointEvery;
+  const train: TrainConfig = { ...trainDefaults, ...(t as Partial<TrainConfig>) };
   return {
     file,
+    text,
     model: parseModel(r.model, base, `${file}: model`),
     data: parseData(r.data, base, `${file}: data`),
     method,
@@ -163,6 +171,7 @@ export function parseRunConfig(text: string, file: string): RunConfig {
   };
 }
 
+/** Reads and parses a run.json file (see parseRunConfig). */
 export function readRunConfig(file: string): RunConfig {
   if (!fs.existsSync(file)) throw new FormatError(`${file}: no such run config`);
   return parseRunConfig(fs.readFileSync(file, "utf8"), file);

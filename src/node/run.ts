@@ -185,7 +185,7 @@ export async function runTraining(cfg: RunConfig, o: { resume?: boolean; onEvent
   const p = o.prepared ?? (await prepareRun(cfg));
   const model = p.model as AdaptedModel<unknown, unknown>;
   fs.mkdirSync(cfg.output, { recursive: true });
-  atomicWriteFile(nodePath.join(cfg.output, "run.json"), fs.readFileSync(cfg.file, "utf8"));
+  atomicWriteFile(nodePath.join(cfg.output, "run.json"), cfg.text);
   const layout = layoutOf(p);
   const full = cfg.method === null;
   const fullKeys = Object.keys(model.weights);
@@ -214,12 +214,12 @@ export async function runTraining(cfg: RunConfig, o: { resume?: boolean; onEvent
       break;
     }
     let e = r.value;
-    if (e.kind === "snapshot") {
+    if (e.kind === "checkpoint" && e.snapshot) {
       const path = saveCheckpoint(cfg.output, e.snapshot, savedMethod, extra);
-      e = { kind: "checkpoint", step: e.step, path } as unknown as TrainEvent;
+      e = { kind: "checkpoint", step: e.step, path };
     }
     events.push(e);
-    fs.appendFileSync(metricsPath, toJsonLine(e as never) + "\n");
+    fs.appendFileSync(metricsPath, toJsonLine(e) + "\n");
     o.onEvent?.(e);
   }
   const seconds = (performance.now() - started) / 1000;
@@ -230,9 +230,12 @@ export async function runTraining(cfg: RunConfig, o: { resume?: boolean; onEvent
     ? { ...model, weights: Object.fromEntries(Object.entries(model.weights).map(([k, v]) => (v.dispose(), [k, trained.extras[k]]))) }
     : withTrained(model, trained);
   // The trainer already evaluated the final weights when its eval schedule reached the last step.
-  const last = events.filter((e): e is EvalEvent => e.kind === "eval" && e.step === cfg.train.steps);
-  const finalEval = last.length ? last : await evaluatePrepared({ ...p, model: withWeights } as Prepared, withWeights.active ? trainableOf(withWeights) : null);
-  const curves = lossCurves(events as never);
+  const finalStep = events.reduce((s, e) => (e.kind === "done" ? e.step : s), cfg.train.steps);
+  const last = events.filter((e): e is EvalEvent => e.kind === "eval" && e.step === finalStep);
+  const finalEval = last.length
+    ? last
+    : (await evaluatePrepared({ ...p, model: withWeights } as Prepared, withWeights.active ? trainableOf(withWeights) : null)).map((e) => ({ ...e, step: finalStep }));
+  const curves = lossCurves(events);
   atomicWriteFile(
     nodePath.join(cfg.output, "loss.svg"),
     linePlot(curves.map((c) => ({ name: c.name, points: c.points, mode: c.name === "train" ? "line" : "both" })), { title: `${nodePath.basename(cfg.output)}: loss`, xLabel: "step", yLabel: "loss", logY: true }),
