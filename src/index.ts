@@ -54,7 +54,7 @@ export { trainDefaults, crossEntropy } from "./train/trainer.js";
 export { lrAt } from "./train/schedule.js";
 export { toJsonLine, parseJsonLine, parseJsonLines, lossCurves, median } from "./train/metrics.js";
 // Files
-export { savePretrained, fromPretrained, loadAdapter, loadCausalLm, ADAPTER_CONFIG, ADAPTER_WEIGHTS, type AdapterFiles, type FileSource, type FileMap, type LoadCausalLmOptions } from "./api/files.js";
+export { savePretrained, fromPretrained, loadAdapter, loadCausalLm, saveWeights, ADAPTER_CONFIG, ADAPTER_WEIGHTS, type AdapterFiles, type FileSource, type FileMap, type LoadCausalLmOptions } from "./api/files.js";
 export { toAdapterConfigJson, parseAdapterConfig, PEFT_VERSION } from "./formats/peft-config.js";
 export { adapterKey, extraKey, baseKeyOfExtra, groupAdapterKeys } from "./formats/peft-adapter.js";
 export { parseHeader, serialize, encodeFile } from "./formats/safetensors.js";
