@@ -176,7 +176,7 @@ test("wasm: the page finetunes brown-lm, and matches Node", { skip: missing ?? f
   }
 });
 
-test("an adapter written by `boft train` loads in the page and generates what `boft generate` does", { skip: missing ?? false, timeout: 900_000 }, async () => {
+test("picked model files; an adapter written by `boft train` loads in the page, generates what `boft generate` does, and merges; Stop", { skip: missing ?? false, timeout: 900_000 }, async () => {
   const dir = join(RUNS, "cli-train");
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
@@ -195,13 +195,19 @@ test("an adapter written by `boft train` loads in the page and generates what `b
   const prompt = "The keeper ";
   const cli = spawnSync(process.execPath, ["bin/boft.js", "generate", "--model", MODEL_DIR, "--adapter", adapterDir, "--prompt", prompt, "--max-new-tokens", "30"], { encoding: "utf8" });
   assert.equal(cli.status, 0, cli.stderr);
-  const s = await openApp("wasm", join(RUNS, "downloads-cli"));
+  const downloads = join(RUNS, "downloads-cli");
+  rmSync(downloads, { recursive: true, force: true });
+  const s = await openApp("wasm", downloads);
   try {
-    await loadBundled(s);
+    // The model as a user picks its files (the file-picker path, not the bundled copy).
+    await waitFor(s, "window.boftPage.device && window.boftPage.busy === null", 60_000, "worker ready");
+    const picker = await s.page.$("#model-files");
+    await (picker as unknown as { uploadFile(...p: string[]): Promise<void> }).uploadFile(...readdirSync(MODEL_DIR).map((f) => join(MODEL_DIR, f)));
+    await waitFor(s, "window.boftPage.modelLoaded && window.boftPage.busy === null", 120_000, "loading the picked files");
     const input = await s.page.$("#adapter-files");
     await (input as unknown as { uploadFile(...p: string[]): Promise<void> }).uploadFile(join(adapterDir, "adapter_config.json"), join(adapterDir, "adapter_model.safetensors"));
     await waitFor(s, "window.boftPage.adapterLoaded && window.boftPage.busy === null", 60_000, "loading the adapter");
-    assert.match(await s.page.$eval("#files-info", (e) => e.textContent ?? ""), /^Loaded adapter: LORA on brown-lm/);
+    assert.match(await s.page.$eval("#files-info", (e) => e.textContent ?? ""), /^Loaded adapter: LORA on picked files, 7,168 parameters$/);
     await s.page.evaluate((p: string) => {
       (document.querySelector("#train-config [name=prompt]") as HTMLInputElement).value = p;
       (document.querySelector("#train-config [name=max_new_tokens]") as HTMLInputElement).value = "30";
@@ -210,6 +216,29 @@ test("an adapter written by `boft train` loads in the page and generates what `b
     await s.page.click("#generate");
     const text = await waitFor<string>(s, "window.boftPage.busy === null && window.boftPage.generations.again", 120_000, "generating with the adapter");
     assert.equal(text.trimEnd(), prompt + cli.stdout.trimEnd());
+
+    // The merged model: the base model's files with merged weights, which generate as the adapter did.
+    await s.page.click("#download-merged");
+    await waitForFiles(["model.safetensors", "config.json", "tokenizer.json"].map((f) => join(downloads, f)), 30_000);
+    await waitFor(s, "window.boftPage.busy === null", 30_000, "saving the merged model");
+    const merged = spawnSync(process.execPath, ["bin/boft.js", "generate", "--model", downloads, "--prompt", prompt, "--max-new-tokens", "30"], { encoding: "utf8" });
+    assert.equal(merged.status, 0, merged.stderr);
+    assert.equal(prompt + merged.stdout.trimEnd(), text.trimEnd(), "the merged model generates as the adapter did");
+
+    // Stop: a long run ends after the step in progress, and says so.
+    await s.page.evaluate(() => {
+      (document.querySelector("#train-config [name=steps]") as HTMLInputElement).value = "500";
+      (document.querySelector("#text") as HTMLTextAreaElement).value = "stop me, stop me, stop me. ".repeat(40);
+      (document.querySelector("#train-config [name=max_new_tokens]") as HTMLInputElement).value = "5";
+    });
+    await s.page.click("#train");
+    await waitFor(s, "window.boftPage.steps.length >= 2", 120_000, "training to start");
+    await s.page.click("#stop");
+    await waitFor(s, "window.boftPage.result && window.boftPage.busy === null", 120_000, "stopping");
+    const stopped = (await s.page.evaluate("window.boftPage.result")) as PageRun["result"];
+    assert.equal(stopped.stopped, true);
+    assert.ok(stopped.losses.length >= 2 && stopped.losses.length < 500, `stopped after ${stopped.losses.length} steps`);
+    assert.match(await s.page.$eval("#stats", (e) => e.textContent ?? ""), /stopped$/);
   } finally {
     await s.close();
   }
