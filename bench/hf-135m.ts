@@ -1,22 +1,34 @@
 /**
- * Scale check: a random model of SmolLM2-135M's shape (LlamaForCausalLM: hidden 576, intermediate 1536, 30 layers,
- * 9 heads / 3 kv heads, head_dim 64, vocab 49152, tied embeddings; 134.5M parameters), built in memory, timed for
- *   forward   logits of B × 256 tokens (inference, no adapter)
+ * Scale check, side by side with PyTorch: a random model of SmolLM2-135M's shape (LlamaForCausalLM: hidden 576,
+ * intermediate 1536, 30 layers, 9 heads / 3 kv heads, head_dim 64, vocab 49152, tied embeddings; 134.5M parameters),
+ * built in memory, timed for
+ *   forward   logits of B × T tokens (inference, no adapter), one compiled decoder layer at a time, read
+ *             asynchronously (both cores)
  *   train     one BOFT training step (q_proj + v_proj, b = 8, m = 2, PEFT's default targets for llama): loss and
  *             gradients one decoder layer at a time (src/models/llama-grad.ts), global-norm clip, AdamW
- *   trainer   the same step through src/train/trainer.ts (one valueAndGrad / jit over the whole model), for
+ *   lora      the same step with LoRA r = 8 (alpha 8) on q_proj + v_proj
+ *   full      the same step training every weight (full finetuning, the tied embedding included)
+ *   trainer   the BOFT step through src/train/trainer.ts (one valueAndGrad / jit over the whole model), for
  *             comparison; not in the default runs: at 30 layers it outgrows jax-js's 4 GiB heap
- *   generate  greedy decoding with the KV cache (32-token prompt, 32 new tokens)
+ *   generate  greedy decoding with the KV cache (a T-token prompt, then 32 new tokens), read asynchronously
  *   cli       `boft train` on a random bf16 checkpoint of that shape written in the Hugging Face layout (text data,
  *             PEFT's default targets), as a user runs it: seconds per step from its metrics.jsonl, its peak memory
  * Each case runs in a child process so its peak RSS (process.resourceUsage().maxRSS) is its own.
  *
- *   node dist/bench/hf-135m.js [--runs forward:1x256,train:1x128,generate:1x32] [--steps 3] [--heap-gib 4]
+ * PyTorch (bench/torch_llama.py: a straightforward Llama of the same shape, random weights; torch intra-op 1 thread
+ * + OpenBLAS's own 2, this machine's fastest setting) runs the matching case right after each boft case, so the two
+ * see the same machine load: forward; PEFT's BOFT (dense butterfly, as PEFT computes it; PEFT itself cannot be
+ * installed here, the method is re-implemented from its source and checked against its outputs) and a structured
+ * BOFT for train and cli; LoRA; full finetuning; generation with a KV cache. The table prints boft ÷ PyTorch per row.
+ * Skipped, with the reason, when /usr/bin/python3 has no torch (bench/setup-torch.sh installs Debian's).
  *
- * A run is case:BxT (batch × sequence length; for generate, T is the prompt length and 32 tokens follow).
- * Children install the worker threads as the CLI does; the forward and generate cases read synchronously (one value
- * per layer / per token), which runs on the main thread only, the training cases read asynchronously. jax-js's wasm
- * heap is 32-bit: a run whose live buffers pass 4 GiB fails, and is reported as such.
+ *   node dist/bench/hf-135m.js [--runs forward:1x256,train:1x256,...] [--steps 3] [--rounds 1] [--no-torch]
+ *                              [--sync] [--heap-gib 4]
+ *
+ * A run is case:BxT (batch × sequence length; for generate, T is the prompt length and 32 tokens follow). --rounds N
+ * repeats every run N times, boft and PyTorch interleaved, and reports medians with the spread. --sync reads forward
+ * and generation synchronously (main thread only), as before. jax-js's wasm heap is 32-bit: a run whose live buffers
+ * pass 4 GiB fails, and is reported as such. The last line is a JSON array of the results.
  */
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -26,10 +38,14 @@ import * as nodePath from "node:path";
 import { presizeHeap } from "../src/node/heap.js";
 import { median } from "../src/train/metrics.js";
 import { installThreads } from "../src/node/threads.js";
+import { renderTable } from "../cli/table.js";
 
 const defaults = {
-  runs: ["forward:1x256", "forward:4x256", "train:1x64", "train:1x256", "generate:1x32", "cli:1x256"],
+  runs: ["forward:1x256", "train:1x256", "lora:1x256", "full:1x256", "generate:1x32", "cli:1x256"],
   steps: 3, // training steps per child; the first includes warm-up, the rest are timed
+  rounds: 1, // every run this many times, boft and PyTorch interleaved
+  torch: true,
+  sync: false, // forward and generate with synchronous reads (one thread), for comparison
   heapGiB: 4, // jax-js wasm heap created at this size (0: jax-js's default, grown on demand); see src/node/heap.ts
   blockSize: 8, // BOFT b: 576 = 72 blocks of 8
   nFactors: 2, // BOFT m
@@ -59,11 +75,16 @@ function parse(argv: string[]): Options {
   const o = { ...defaults };
   for (let i = 0; i < argv.length; i += 2) {
     const [k, v] = [argv[i], argv[i + 1]];
-    if (k === "--runs") o.runs = v.split(",");
+    if (k === "--no-torch") (o.torch = false), i--;
+    else if (k === "--sync") (o.sync = true), i--;
+    else if (k === "--runs") o.runs = v.split(",");
     else if (k === "--steps") o.steps = Number(v);
+    else if (k === "--rounds") o.rounds = Number(v);
     else if (k === "--heap-gib") o.heapGiB = Number(v);
-    else throw new Error(`hf-135m: unknown option ${k} (use --runs case:BxT,…, --steps N, --heap-gib G)`);
+    else throw new Error(`hf-135m: unknown option ${k} (use --runs case:BxT,…, --steps N, --rounds N, --no-torch, --sync, --heap-gib G)`);
   }
+  if (!(Number.isInteger(o.steps) && o.steps >= 2)) throw new Error(`hf-135m: --steps must be an integer ≥ 2 (one warm-up, then timed)`);
+  if (!(Number.isInteger(o.rounds) && o.rounds >= 1)) throw new Error(`hf-135m: --rounds must be a positive integer`);
   return o;
 }
 
@@ -101,15 +122,16 @@ function filler(seed: number): (n: number, std: number) => Float32Array {
 async function child(kind: string, batch: number, T: number, o: Options): Promise<Result> {
   installThreads();
   presizeHeap(o.heapGiB);
-  const { np, fromHost, toHost, tree } = await import("../src/engine/index.js");
+  const { np, fromHost, toHost, toHostAsync, tree, blockUntilReady } = await import("../src/engine/index.js");
   const { llama } = await import("../src/models/llama.js");
   const { adaptedModel, addAdapter, forward, trainableOf } = await import("../src/models/adapted.js");
   const { generate } = await import("../src/models/generate.js");
   const { boftConfig } = await import("../src/methods/boft/config.js");
+  const { loraConfig } = await import("../src/methods/lora/config.js");
   const { rng } = await import("../src/data/rng.js");
   const { train, trainDefaults, crossEntropy } = await import("../src/train/trainer.js");
   const { adamw, clipByGlobalNorm } = await import("../src/train/optim.js");
-  const { layerwiseValueAndGrad } = await import("../src/models/llama-grad.js");
+  const { layerwiseValueAndGrad, layerwiseLoss } = await import("../src/models/llama-grad.js");
   type Arr = ReturnType<typeof fromHost>;
 
   const def = llama(SMOLLM2_135M);
@@ -138,9 +160,16 @@ async function child(kind: string, batch: number, T: number, o: Options): Promis
     for (let rep = 0; rep < 3; rep++) {
       const t0 = performance.now();
       const c0 = cpu();
-      // flush: run layer by layer, so finished layers' buffers are freed (jax-js's wasm heap stops at 4 GiB).
-      const { logits } = forward(base, { ids: ids(batch, T), flush: true });
-      const checksum = toHost(logits.sum()).data[0]; // forces the whole forward
+      let checksum: number;
+      if (o.sync) {
+        // flush: run layer by layer, so finished layers' buffers are freed (jax-js's wasm heap stops at 4 GiB).
+        const { logits } = forward(base, { ids: ids(batch, T), flush: true });
+        checksum = toHost(logits.sum()).data[0]; // forces the whole forward
+      } else {
+        // One compiled decoder layer at a time, awaited: the kernels run on the worker threads.
+        const logits = await layerwiseLoss(base, SMOLLM2_135M, null, ids(batch, T), (l) => l);
+        checksum = (await toHostAsync(logits.sum())).data[0];
+      }
       times.push((performance.now() - t0) / 1000);
       cpus.push(cpu() - c0);
       if (!Number.isFinite(checksum)) throw new Error("forward produced a non-finite value");
@@ -149,10 +178,17 @@ async function child(kind: string, batch: number, T: number, o: Options): Promis
     cpuSeconds = median(cpus.slice(1));
     tokens = batch * T;
     detail += `; first run ${times[0].toFixed(2)} s (includes kernel compilation)`;
-  } else if (kind === "train" || kind === "trainer") {
-    const method = { kind: "BOFT" as const, config: boftConfig({ blockSize: o.blockSize, nButterflyFactor: o.nFactors, targetModules: null }) };
-    const m = addAdapter(base, "default", method, { rng: rng(1) });
-    const trainable = Object.values(m.adapters.default.params).reduce((s, p) => s + tree.leaves(p as never).reduce((t: number, a) => t + (a as { size: number }).size, 0), 0);
+  } else if (kind === "train" || kind === "trainer" || kind === "lora" || kind === "full") {
+    const method =
+      kind === "lora"
+        ? { kind: "LORA" as const, config: loraConfig({ r: 8, loraAlpha: 8, targetModules: null }) }
+        : { kind: "BOFT" as const, config: boftConfig({ blockSize: o.blockSize, nButterflyFactor: o.nFactors, targetModules: null }) };
+    const m = kind === "full" ? base : addAdapter(base, "default", method, { rng: rng(1) });
+    const initial = () => (kind === "full" ? { adapter: {}, extras: Object.fromEntries(Object.entries(m.weights).map(([k, v]) => [k, v.ref])) } : trainableOf(m));
+    const trainable = tree.leaves(initial() as never).reduce((t: number, a) => {
+      (a as Arr).dispose();
+      return t + (a as Arr).size;
+    }, 0);
     const batchOf = () => {
       const x = ids(batch, T + 1);
       return { input: x.ref.slice([], [0, T]), target: x.slice([], [1, T + 1]) };
@@ -160,10 +196,10 @@ async function child(kind: string, batch: number, T: number, o: Options): Promis
     const stepTimes: number[] = [];
     const stepCpu: number[] = [];
     const losses: number[] = [];
-    if (kind === "train") {
+      if (kind !== "trainer") {
       // One decoder layer at a time (src/models/llama-grad.ts), then clip + AdamW as the trainer does.
       const opt = adamw({ lr: 1e-3, weightDecay: 0 });
-      let t = trainableOf(m);
+      let t = initial();
       let state = opt.init(tree.ref(t) as never);
       for (let step = 0; step < o.steps; step++) {
         const t0 = performance.now();
@@ -175,8 +211,8 @@ async function child(kind: string, batch: number, T: number, o: Options): Promis
         const [t2, s2] = opt.update(clipped as never, state as never, t as never);
         t = t2 as unknown as typeof t;
         state = s2 as unknown as typeof state;
-        losses.push(toHost(loss).data[0]);
-        for (const leaf of tree.leaves(t as never) as Arr[]) toHost(leaf.ref.reshape([-1]).slice([0, 1])); // the update has run
+        losses.push((await toHostAsync(loss)).data[0]);
+        await blockUntilReady([t, state] as never); // the update has run
         stepTimes.push((performance.now() - t0) / 1000);
         stepCpu.push(cpu() - c0);
       }
@@ -208,7 +244,8 @@ async function child(kind: string, batch: number, T: number, o: Options): Promis
     seconds = median(stepTimes.slice(1));
     cpuSeconds = median(stepCpu.slice(1));
     tokens = batch * T;
-    detail += `; BOFT b=${o.blockSize} m=${o.nFactors} on q_proj+v_proj: ${trainable} trainable (${m.adapters.default.plan.layers.length} layers); first step ${stepTimes[0].toFixed(1)} s (CPU ${stepCpu[0].toFixed(1)} s); losses ${losses.map((l) => l.toFixed(3)).join(" ")}`;
+    const what = kind === "full" ? "full finetuning" : kind === "lora" ? "LoRA r=8 on q_proj+v_proj" : `BOFT b=${o.blockSize} m=${o.nFactors} on q_proj+v_proj`;
+    detail += `; ${what}: ${trainable} trainable; first step ${stepTimes[0].toFixed(1)} s (CPU ${stepCpu[0].toFixed(1)} s); losses ${losses.map((l) => l.toFixed(3)).join(" ")}`;
   } else if (kind === "generate") {
     const prompt = Array.from({ length: T }, () => r.nextInt(V));
     await generate(base, prompt, { maxNewTokens: 2 }); // warm-up
@@ -218,7 +255,7 @@ async function child(kind: string, batch: number, T: number, o: Options): Promis
     seconds = (performance.now() - t0) / 1000;
     cpuSeconds = cpu() - c0;
     tokens = out.length;
-    detail += `; ${out.length} tokens after a ${T}-token prompt (prefill included), batch 1`;
+    detail += `; ${out.length} tokens after a ${T}-token prompt (prefill included), batch 1, ${o.sync ? "synchronous" : "asynchronous"} reads`;
   } else {
     throw new Error(`hf-135m: unknown case ${kind}`);
   }
@@ -312,6 +349,84 @@ async function cliRun(batch: number, T: number, o: Options): Promise<Result | st
   };
 }
 
+/** One PyTorch timing (bench/torch_llama.py's output). */
+interface TorchResult {
+  case: string;
+  seconds: number;
+  times: number[];
+  tokens_per_second: number;
+  peak_rss_mib: number;
+  torch_version: string;
+  blas: string;
+  threads: { torch_intra_op: number; openblas: number | null };
+}
+
+const PYTHON = fs.existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
+const TORCH_SCRIPT = fileURLToPath(new URL("../../bench/torch_llama.py", import.meta.url));
+
+/** PyTorch's counterparts of a boft case. */
+const TORCH_CASES: Record<string, string[]> = {
+  forward: ["forward"],
+  train: ["boft_dense", "boft_structured"],
+  cli: ["boft_dense"],
+  trainer: ["boft_dense"],
+  lora: ["lora"],
+  full: ["full"],
+  generate: ["generate"],
+};
+
+/** Runs one PyTorch case; a string says why it did not run. */
+function torchRun(kind: string, batch: number, T: number, o: Options): TorchResult | string {
+  const c = spawnSync(PYTHON, [TORCH_SCRIPT, "--case", kind, "--batch", String(batch), "--seq", String(T), "--steps", String(o.steps)], {
+    encoding: "utf8",
+    timeout: 10 * 60_000,
+  });
+  const line = (c.stdout ?? "").trim().split("\n").pop() ?? "";
+  try {
+    const r = JSON.parse(line) as TorchResult & { available: boolean; reason?: string };
+    if (r.available === false) return `${PYTHON} has no usable torch (${r.reason ?? "unknown"}); bench/setup-torch.sh installs it`;
+    return r;
+  } catch {
+    return `${PYTHON} bench/torch_llama.py --case ${kind} failed: ${(c.error?.message ?? c.stderr ?? "").trim().split("\n").pop() || `exit ${c.status}`}`;
+  }
+}
+
+/** Runs one boft case in a child process (or `boft train` for cli); a string says why it failed. */
+async function boftRun(kind: string, batch: number, T: number, o: Options): Promise<Result | string> {
+  if (kind === "cli") return cliRun(batch, T, o);
+  const c = spawnSync(process.execPath, [fileURLToPath(import.meta.url), "--child", kind, String(batch), String(T), JSON.stringify(o)], {
+    encoding: "utf8",
+    maxBuffer: 1 << 24,
+  });
+  if (c.status !== 0) {
+    const why = /4 GiB memory32 limit/.test(c.stderr) ? "out of memory: jax-js's wasm heap is limited to 4 GiB" : c.stderr.trim().split("\n").slice(-3).join(" | ");
+    return `exit ${c.status}: ${why}`;
+  }
+  return JSON.parse(c.stdout.trim().split("\n").pop()!) as Result;
+}
+
+const spread = (xs: number[]) => (xs.length > 1 ? ` (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})` : "");
+const fmt = (xs: number[]) => `${median(xs).toFixed(2)} s${spread(xs)}`;
+
+/** What a row of the side-by-side table compares. */
+const ROW_NAMES: Record<string, string> = {
+  forward: "forward, logits, no grad",
+  train: "BOFT b=8 m=2 q+v step",
+  cli: "BOFT step, `boft train`",
+  trainer: "BOFT step, whole-model jit",
+  lora: "LoRA r=8 q+v step",
+  full: "full finetuning step",
+  generate: "generate 32 tokens, KV cache",
+};
+const TORCH_NAMES: Record<string, string> = {
+  forward: "forward",
+  boft_dense: "PEFT's BOFT (dense)",
+  boft_structured: "structured BOFT",
+  lora: "LoRA",
+  full: "full finetuning",
+  generate: "KV cache",
+};
+
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   if (argv[0] === "--child") {
@@ -320,39 +435,75 @@ async function main(): Promise<void> {
     return;
   }
   const o = parse(argv);
-  console.log(
-    `SmolLM2-135M shape, random weights, f32; one child process per run (worker threads as the CLI uses them: forward and generate read synchronously, so they run on one; wasm heap created at ${o.heapGiB} GiB); load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}`,
-  );
-  const results: Result[] = [];
-  for (const run of o.runs) {
-    const m = /^(forward|train|trainer|generate|cli):(\d+)x(\d+)$/.exec(run);
+  const runs = o.runs.map((run) => {
+    const m = /^(forward|train|trainer|lora|full|generate|cli):(\d+)x(\d+)$/.exec(run);
     if (!m) throw new Error(`hf-135m: bad run ${JSON.stringify(run)} (expected case:BxT, e.g. train:1x128)`);
-    const [, kind, batch, seq] = m;
-    if (kind === "cli") {
-      const r = await cliRun(Number(batch), Number(seq), o);
-      if (typeof r === "string") {
-        console.log(`cli      B=${batch} T=${seq}: failed: ${r}`);
-        continue;
+    return { run, kind: m[1], batch: Number(m[2]), seq: Number(m[3]) };
+  });
+  console.log(
+    `SmolLM2-135M shape, random weights, f32; one child process per run (worker threads as the CLI uses them, ${o.sync ? "forward and generate read synchronously: one thread" : "every case reads asynchronously: both cores"}; wasm heap created at ${o.heapGiB} GiB); Node ${process.version}; ${o.rounds} round(s), boft and PyTorch interleaved; load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}`,
+  );
+  let torchSkipped: string | null = o.torch ? null : "--no-torch";
+  let torchInfo = "";
+  const boft = new Map<string, Result[]>(); // run → its results over the rounds
+  const torch = new Map<string, TorchResult[]>(); // `${torch case}:BxT` → its results
+  for (let round = 0; round < o.rounds; round++) {
+    const done = new Set<string>(); // torch cases already run this round (train and cli share PEFT's BOFT)
+    for (const { run, kind, batch, seq } of runs) {
+      const r = await boftRun(kind, batch, seq, o);
+      if (typeof r === "string") console.log(`${kind.padEnd(8)} B=${batch} T=${seq}: failed: ${r}`);
+      else {
+        boft.set(run, [...(boft.get(run) ?? []), r]);
+        const cpuPart = Number.isNaN(r.cpuSeconds) ? "" : ` (CPU ${r.cpuSeconds.toFixed(2)} s)`;
+        console.log(`${r.case.padEnd(8)} B=${r.batch} T=${r.seq}: ${r.seconds.toFixed(2)} s${cpuPart}, ${r.tokensPerSecond.toFixed(1)} tokens/s, peak RSS ${r.peakRssMiB} MiB; ${r.detail}`);
       }
-      results.push(r);
-      console.log(`cli      B=${r.batch} T=${r.seq}: ${r.seconds.toFixed(2)} s/step, ${r.tokensPerSecond.toFixed(1)} tokens/s, peak RSS ${r.peakRssMiB} MiB; ${r.detail}`);
-      continue;
+      if (torchSkipped) continue;
+      for (const tc of TORCH_CASES[kind]) {
+        const key = `${tc}:${batch}x${seq}`;
+        if (done.has(key)) continue;
+        done.add(key);
+        const t = torchRun(tc, batch, seq, o);
+        if (typeof t === "string") {
+          torchSkipped = t;
+          console.log(`PyTorch skipped: ${t}`);
+          break;
+        }
+        torchInfo = `torch ${t.torch_version} + ${t.blas}, ${t.threads.torch_intra_op} intra-op thread(s), OpenBLAS ${t.threads.openblas ?? "?"} threads`;
+        torch.set(key, [...(torch.get(key) ?? []), t]);
+        console.log(`  torch ${tc.padEnd(15)} B=${batch} T=${seq}: ${t.seconds.toFixed(2)} s, ${t.tokens_per_second.toFixed(1)} tokens/s, peak RSS ${t.peak_rss_mib} MiB`);
+      }
     }
-    const c = spawnSync(process.execPath, [fileURLToPath(import.meta.url), "--child", kind, batch, seq, JSON.stringify(o)], {
-      encoding: "utf8",
-      maxBuffer: 1 << 24,
-    });
-    if (c.status !== 0) {
-      const why = /4 GiB memory32 limit/.test(c.stderr) ? "out of memory: jax-js's wasm heap is limited to 4 GiB" : c.stderr.trim().split("\n").slice(-3).join(" | ");
-      console.log(`${kind.padEnd(8)} B=${batch} T=${seq}: failed (exit ${c.status}): ${why}`);
-      continue;
-    }
-    const r = JSON.parse(c.stdout.trim().split("\n").pop()!) as Result;
-    results.push(r);
-    console.log(
-      `${r.case.padEnd(8)} B=${r.batch} T=${r.seq}: ${r.seconds.toFixed(2)} s (CPU ${r.cpuSeconds.toFixed(2)} s), ${r.tokensPerSecond.toFixed(1)} tokens/s, peak RSS ${r.peakRssMiB} MiB (weights loaded: ${r.afterLoadRssMiB} MiB); ${r.detail}`,
-    );
   }
+
+  // The side-by-side table: per boft run and each of its PyTorch counterparts, medians over the rounds.
+  const rows: (string | number)[][] = [];
+  const results: (Result & { runs: number[]; torch: Record<string, { seconds: number; runs: number[] }> })[] = [];
+  for (const { run, kind, batch, seq } of runs) {
+    const rs = boft.get(run);
+    if (!rs) continue;
+    const secs = rs.map((r) => r.seconds);
+    const mid = rs.find((r) => r.seconds === median(secs)) ?? rs[0];
+    const entry = { ...mid, seconds: median(secs), tokensPerSecond: median(rs.map((r) => r.tokensPerSecond)), runs: secs, torch: {} as Record<string, { seconds: number; runs: number[] }> };
+    results.push(entry);
+    const name = `${ROW_NAMES[kind]} ${batch}×${seq}`;
+    const value = kind === "generate" ? `${entry.tokensPerSecond.toFixed(1)} tok/s` : fmt(secs);
+    const counterparts = torchSkipped ? [] : TORCH_CASES[kind].filter((tc) => torch.has(`${tc}:${batch}x${seq}`));
+    if (counterparts.length === 0) rows.push([name, value, "", "", ""]);
+    for (const tc of counterparts) {
+      const ts = torch.get(`${tc}:${batch}x${seq}`)!;
+      const tsecs = ts.map((t) => t.seconds);
+      entry.torch[tc] = { seconds: median(tsecs), runs: tsecs };
+      const tvalue = kind === "generate" ? `${median(ts.map((t) => t.tokens_per_second)).toFixed(1)} tok/s` : fmt(tsecs);
+      rows.push([name, value, TORCH_NAMES[tc], tvalue, `${(median(secs) / median(tsecs)).toFixed(2)}×`]);
+    }
+  }
+  console.log(`\n${renderTable(["case", "boft", "PyTorch", "PyTorch time", "boft ÷ PyTorch (time)"], rows)}`);
+  if (torchInfo) console.log(torchInfo);
+  if (torchSkipped) console.log(`(PyTorch comparison skipped: ${torchSkipped})`);
+  const at = (k: string) => results.find((r) => r.case === k && r.seq === 256 && r.batch === 1)?.seconds;
+  const [bo, lo, fu] = [at("train"), at("lora"), at("full")];
+  if (bo && lo) console.log(`BOFT step ÷ LoRA step: ${(bo / lo).toFixed(2)}`);
+  if (bo && fu) console.log(`BOFT step ÷ full-finetuning step: ${(bo / fu).toFixed(2)}`);
   console.log(JSON.stringify(results));
 }
 

@@ -3,14 +3,13 @@
  * turns errors into one line on stderr and a non-zero exit (1 for bad input, 2 for bad usage).
  */
 import { parseArgs } from "node:util";
-import { BoftError } from "../src/errors.js";
+import { BoftError, init } from "boft/node";
 import { type Command, UsageError } from "./command.js";
 import { mergeCommand } from "./commands/merge.js";
 import { inspectCommand } from "./commands/inspect.js";
 import { trainCommand } from "./commands/train.js";
 import { evalCommand } from "./commands/eval.js";
 import { generateCommand } from "./commands/generate.js";
-import { selectDevice } from "../src/node/device.js";
 
 const commands: Command[] = [trainCommand, evalCommand, mergeCommand, inspectCommand, generateCommand];
 
@@ -62,7 +61,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   try {
     const { device, rest } = takeDevice(args);
-    await selectDevice(device);
+    await init({ device: device as "wasm" | "webgpu" | "auto" | undefined });
     const options = Object.fromEntries(Object.entries(command.options).map(([k, { description: _d, valueName: _v, ...o }]) => [k, o]));
     const { values, positionals } = parseArgs({ args: rest, options, allowPositionals: true, strict: true });
     return await command.run(values as Record<string, string | boolean | string[] | undefined>, positionals);

@@ -1,7 +1,7 @@
 /**
  * `npm run demo [-- vision] [-- --quick]`: finetune a small pretrained model on a domain shift with BOFT, OFT,
- * LoRA and full finetuning, and print one table: trainable parameters, wall time, quality on the new domain, and
- * quality kept on the old one (forgetting).
+ * LoRA and full finetuning, and print one table: trainable parameters, wall time, step time and its ratio to full
+ * finetuning's, quality on the new domain, and quality kept on the old one (forgetting).
  *   text (default): a Llama-style character LM pretrained on non-fiction Brown genres (assets/brown-lm, made by
  *                   `npm run pretrain`), adapted to romance fiction; perplexity on both.
  *   vision:         a CNN pretrained on upright MNIST (assets/mnist-cnn.safetensors), adapted to digits rotated 60°;
@@ -10,11 +10,7 @@
  */
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
-import { readRunConfig } from "../src/node/run-config.js";
-import { runTraining, prepareRun, evaluatePrepared, type RunResult } from "../src/node/run.js";
-import { boftCount, oftCount, loraCount } from "../src/methods/param-count.js";
-import { linePlot } from "../src/plot/svg.js";
-import type { EvalEvent } from "../src/train/metrics.js";
+import { readRunConfig, runTraining, evaluateRun, linePlot, median, type EvalEvent } from "boft/node";
 import { createProgress } from "../cli/progress.js";
 import { renderTable } from "../cli/table.js";
 
@@ -71,15 +67,6 @@ function runJson(method: Record<string, unknown>, lr: number): Record<string, un
   };
 }
 
-/** Degrees of freedom (the paper's count): BOFT ½(b−1)·n·m + s per layer; OFT, LoRA and full = stored. */
-function effectiveParams(r: RunResult): number {
-  const m = r.model;
-  if (!m.active) return r.trainableParams;
-  const a = m.adapters[m.active];
-  const layers = a.plan.layers.reduce((sum, l) => sum + (l.method === "BOFT" ? boftCount(l.shape).effective : l.method === "OFT" ? oftCount(l.shape).effective : loraCount(l.shape).effective), 0);
-  return layers + a.extras.reduce((sum, k) => sum + m.weights[k].size, 0);
-}
-
 function metricOf(events: EvalEvent[], split: string): number {
   const e = events.find((x) => x.split === split);
   if (!e) throw new Error(`no ${split} evaluation`);
@@ -95,8 +82,9 @@ async function main(): Promise<void> {
   const baseDir = nodePath.join(outRoot, "base");
   fs.mkdirSync(baseDir, { recursive: true });
   fs.writeFileSync(nodePath.join(baseDir, "run.json"), JSON.stringify({ ...runJson({ peft_type: "FULL" }, 1e-3), output: "." }, null, 2));
-  const base = await evaluatePrepared(await prepareRun(readRunConfig(nodePath.join(baseDir, "run.json"))), null);
-  const rows: (string | number)[][] = [["base (no finetuning)", 0, 0, "-", metricOf(base, "new"), metricOf(base, "old")]];
+  const base = await evaluateRun(readRunConfig(nodePath.join(baseDir, "run.json")), { adapter: null });
+  const rows: (string | number)[][] = [["base (no finetuning)", 0, 0, "-", "-", "-", metricOf(base, "new"), metricOf(base, "old")]];
+  const stepMs: number[] = []; // per method, the median training step (evaluations excluded)
   const curves: { name: string; points: [number, number][] }[] = [];
 
   for (const m of methods) {
@@ -107,19 +95,32 @@ async function main(): Promise<void> {
     const cfg = readRunConfig(file);
     const progress = createProgress({ total: cfg.train.steps, label: m.name, unit: task === "text" ? "tok" : "samples" });
     const points: [number, number][] = [[0, base.find((e) => e.split === "new")!.loss]];
+    const steps: number[] = [];
+    let last: number | null = null;
     const r = await runTraining(cfg, {
+      overwrite: true, // each demo run replaces the previous one
+      evaluateBase: false, // the table already evaluates the base once, for every method
       onEvent: (e) => {
-        if (e.kind === "step") progress.update(e.step, { loss: e.loss, items: e.items });
+        if (e.kind === "step") {
+          progress.update(e.step, { loss: e.loss, items: e.items });
+          // A step's own time: from the previous step's event, unless an evaluation ran in between (then unknown).
+          if (last !== null) steps.push(e.elapsedMs - last);
+          last = e.elapsedMs;
+        } else last = null;
         if (e.kind === "eval" && e.split === "new") points.push([e.step, e.loss]);
       },
     });
     progress.done();
     if (points[points.length - 1][0] !== cfg.train.steps) points.push([cfg.train.steps, r.finalEval.find((e) => e.split === "new")!.loss]);
     curves.push({ name: m.name, points });
-    rows.push([m.name, r.trainableParams, effectiveParams(r), r.seconds.toFixed(1), metricOf(r.finalEval, "new"), metricOf(r.finalEval, "old")]);
+    stepMs.push(median(steps.length > 0 ? steps : [r.seconds * 1000]));
+    rows.push([m.name, r.trainableParams, r.effectiveParams, r.seconds.toFixed(1), stepMs[stepMs.length - 1].toFixed(0), "", metricOf(r.finalEval, "new"), metricOf(r.finalEval, "old")]);
   }
+  // Step time ÷ full finetuning's (the last method): what an adapter saves, or costs, per step.
+  const fullMs = stepMs[stepMs.length - 1];
+  for (let i = 0; i < stepMs.length; i++) rows[i + 1][5] = (stepMs[i] / fullMs).toFixed(2);
 
-  const header = ["method", "stored params", "effective params", "time (s)", task === "text" ? "new-domain ppl" : "new-domain acc", task === "text" ? "old-domain ppl" : "old-domain acc"];
+  const header = ["method", "stored params", "effective params", "time (s)", "step (ms)", "step ÷ full", task === "text" ? "new-domain ppl" : "new-domain acc", task === "text" ? "old-domain ppl" : "old-domain acc"];
   const table = renderTable(header, rows);
   console.log(`\n${table}\n`);
   fs.writeFileSync(nodePath.join(outRoot, "results.txt"), table + "\n");

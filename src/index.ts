@@ -54,7 +54,7 @@ export { trainDefaults, crossEntropy } from "./train/trainer.js";
 export { lrAt } from "./train/schedule.js";
 export { toJsonLine, parseJsonLine, parseJsonLines, lossCurves, median } from "./train/metrics.js";
 // Files
-export { savePretrained, fromPretrained, loadAdapter, loadCausalLm, saveWeights, ADAPTER_CONFIG, ADAPTER_WEIGHTS, type AdapterFiles, type FileSource, type FileMap, type LoadCausalLmOptions } from "./api/files.js";
+export { savePretrained, fromPretrained, loadAdapter, loadCausalLm, saveWeights, ADAPTER_CONFIG, ADAPTER_WEIGHTS, type AdapterFiles, type FileSource, type FileMap, type LoadCausalLmOptions, type FromPretrainedOptions } from "./api/files.js";
 export { toAdapterConfigJson, parseAdapterConfig, PEFT_VERSION } from "./formats/peft-config.js";
 export { adapterKey, extraKey, baseKeyOfExtra, groupAdapterKeys } from "./formats/peft-adapter.js";
 export { parseHeader, serialize, encodeFile } from "./formats/safetensors.js";
@@ -64,9 +64,19 @@ export { parseHfConfig } from "./formats/hf-config.js";
 // Text
 export { generate, type GenerateOptions, type GeneratedToken } from "./api/generate.js";
 export { tensor } from "./api/tensor.js";
+export { checkSampling } from "./models/generate.js";
+export { charTokenizerJson, charTokenizerConfig } from "./data/char-tokenizer.js";
 // Math and plots
 export { butterflyPerm, butterflyPerms, invertPerm, type ButterflyShape } from "./math/butterfly.js";
 export { linePlot, type PlotSeries } from "./plot/svg.js";
+// Planning adapters on model shapes, without weights (what `boft inspect --model` reports)
+export { planParameters, planModule, groupPlannedModules, type ModelShape, type PlannedModule, type ParameterPlan } from "./methods/planner.js";
+export { PAPER_CLAIMS, CANDIDATE_TARGETS, explainClaim, claimMethod, type PaperClaim, type ClaimCandidate } from "./methods/paper-counts.js";
+export { MODEL_PRESETS, findModelPreset, presetModelShape, modelShapeFromConfig, type ModelPreset } from "./formats/hf-model-shapes.js";
+/** The BOFT paper's expressivity experiment (bench/paper.ts) and random rotations. */
+export * as experiments from "./api/experiments.js";
+/** The adapted layers as pure functions of engine arrays (jax-js ownership), for benchmarks and custom models. */
+export * as layers from "./api/layers.js";
 
 /**
  * Chooses the device before any model is built: "wasm" (the default; every JS runtime), "webgpu" (a browser with

@@ -357,6 +357,24 @@ for (const compiled of [true, false]) {
   });
 }
 
+for (const c of [CASES[0], CASES[1]]) {
+  test(`layerwiseValueAndGrad() in full finetuning = valueAndGrad of the whole forward (every weight, the embedding included; ${c[0]})`, async () => {
+    const hf = loadHfModel(fixture(c[0]).dir, { tokenizer: false });
+    const m: CausalLm = adaptedModel(hf.def, hf.weights);
+    const all = (): Trainable => ({ adapter: {}, extras: Object.fromEntries(Object.entries(m.weights).map(([k, v]) => [k, v.ref])) });
+    const [ids, ys] = sampleIds(23, 12, 2).map((s, i, all) => (i === 0 ? all : all.map((r) => r.map((v) => (v * 3 + 2) % TINY.vocab))));
+    const [l1, g1] = (valueAndGrad((t: Trainable) => crossEntropy(forwardWith(m, t, { ids: idsArr(ids) }).logits, idsArr(ys))) as (t: Trainable) => [Arr, Trainable])(all());
+    const [l2, g2] = await layerwiseValueAndGrad(m, hf.config, all(), idsArr(ids), (logits) => crossEntropy(logits, idsArr(ys)));
+    assert.ok(Math.abs(toHost(l1).data[0] - toHost(l2).data[0]) < 1e-6);
+    assert.deepEqual(Object.keys(g2.extras).sort(), Object.keys(g1.extras).sort());
+    for (const k of Object.keys(g1.extras)) {
+      const err = relErr(toHost(g2.extras[k]).data, toHost(g1.extras[k]).data);
+      assert.ok(err < 1e-5, `gradient of ${k}: ${err}`);
+    }
+    dispose(hf);
+  });
+}
+
 test("layerwiseLoss() = the loss of the whole forward, with the adapter and for the base model", async () => {
   const { dir } = fixture(CASES[3][0]);
   const hf = loadHfModel(dir, { tokenizer: false });

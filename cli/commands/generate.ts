@@ -1,7 +1,4 @@
-import { mergeAndUnload, adaptedModel } from "../../src/models/adapted.js";
-import { generateIter, checkSampling, type CausalLm } from "../../src/models/generate.js";
-import { loadHfModel } from "../../src/node/hf-model.js";
-import { loadAdapter } from "../../src/node/model-adapter.js";
+import { loadCausalLm, fromPretrained, mergeAndUnload, generate, checkSampling, type Model, type PeftModel } from "boft/node";
 import { type Command, UsageError, requireString, optionalNumber } from "../command.js";
 
 function intOption(values: Record<string, unknown>, name: string, fallback: number | undefined): number | undefined {
@@ -46,36 +43,28 @@ export const generateCommand: Command = {
     if (values.merge && typeof adapterDir !== "string") throw new UsageError("--merge needs --adapter");
 
     const started = performance.now();
-    const hf = loadHfModel(folder);
-    for (const n of hf.notes) console.error(`note: ${n}`);
-    let m: CausalLm = adaptedModel(hf.def, hf.weights);
+    const base = await loadCausalLm(folder);
+    for (const n of base.notes) console.error(`note: ${n}`);
+    let m: Model | PeftModel = base;
     if (typeof adapterDir === "string") {
-      const loaded = loadAdapter(m, adapterDir);
-      for (const w of loaded.warnings) console.error(`warning: ${w}`);
-      m = loaded.model;
-      if (values.merge) m = adaptedModel(hf.def, mergeAndUnload(m));
+      const peft = await fromPretrained(base, adapterDir, { onWarning: (w) => console.error(`warning: ${w}`) });
+      m = values.merge ? mergeAndUnload(peft) : peft;
     }
-    const tok = hf.tokenizer!;
-    const text = values.chat ? tok.applyChatTemplate([{ role: "user", content: prompt }], { addGenerationPrompt: true }) : prompt;
-    // A rendered chat template already holds its special tokens (transformers: add_special_tokens=False).
-    const promptIds = tok.encode(text, { addSpecialTokens: !values.chat });
     const loadedMs = performance.now() - started;
 
+    const it = generate(m, prompt, { ...sampling, seed, maxNewTokens, chat: values.chat === true });
     const out: number[] = [];
     let shown = "";
     const t0 = performance.now();
-    for await (const id of generateIter(m, promptIds, { ...sampling, seed, maxNewTokens, stopIds: hf.eosTokenIds })) {
-      out.push(id);
-      if (values.json) continue;
-      // Stream whole characters only: a byte-level token can end inside a UTF-8 sequence.
-      const now = tok.decode(out, { skipSpecialTokens: true });
-      if (!now.endsWith("\uFFFD") && now.startsWith(shown)) {
-        process.stdout.write(now.slice(shown.length));
-        shown = now;
-      }
+    let r = await it.next();
+    for (; !r.done; r = await it.next()) {
+      out.push(r.value.id);
+      if (values.json || !r.value.text) continue;
+      process.stdout.write(r.value.text);
+      shown += r.value.text;
     }
+    const { text: textOut, promptIds } = r.value;
     const secs = (performance.now() - t0) / 1000;
-    const textOut = tok.decode(out, { skipSpecialTokens: true });
     if (values.json) {
       console.log(JSON.stringify({ prompt_ids: promptIds, output_ids: out, text: textOut }));
     } else {

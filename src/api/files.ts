@@ -123,14 +123,22 @@ export async function loadAdapter(p: PeftModel, files: FileMap | AdapterFiles, o
  * @example
  * const again = await fromPretrained(freshModel, await savePretrained(peft));
  */
-export async function fromPretrained(model: Model, files: FileMap | AdapterFiles, o: { adapterName?: string } = {}): Promise<PeftModel> {
-  return peftFromSource(model, await sourceOf(files, "adapter"), o.adapterName ?? "default");
+export async function fromPretrained(model: Model, files: FileMap | AdapterFiles, o: FromPretrainedOptions = {}): Promise<PeftModel> {
+  return peftFromSource(model, await sourceOf(files, "adapter"), o);
+}
+
+/** Options of fromPretrained. */
+export interface FromPretrainedOptions {
+  /** Default "default". */
+  adapterName?: string;
+  /** Called with each non-fatal finding (ignored keys, fields a newer PEFT wrote). */
+  onWarning?: (message: string) => void;
 }
 
 /** @internal */
-export function peftFromSource(model: Model, a: AdapterSource, name: string): PeftModel {
+export function peftFromSource(model: Model, a: AdapterSource, o: FromPretrainedOptions): PeftModel {
   const p = emptyPeftModel(model);
-  addSource(peftState(p), a, name);
+  for (const w of addSource(peftState(p), a, o.adapterName ?? "default")) o.onWarning?.(w);
   return p;
 }
 

@@ -51,6 +51,11 @@ export interface FinetuneOptions extends Partial<TrainConfig> {
   resume?: TrainSnapshot;
   /** Compile forward + backward (default: on, unless the adapter uses dropout). */
   jit?: boolean;
+  /**
+   * Train with the model's layer-by-layer gradient (the Llama family: one decoder layer at a time; same numbers, far
+   * less memory). Default: when the model prefers it (a Llama of 12 layers or more).
+   */
+  layerwise?: boolean;
 }
 
 function rowsOf(t: HostTensor<HostDType>, what: string): number {
@@ -139,7 +144,7 @@ export async function* finetune(p: PeftModel, data: TrainData, o: FinetuneOption
   if (!s.enabled) throw new ConfigError("finetune: adapters are disabled; call enableAdapters first");
   const name = s.selected;
   if (!name) throw new ConfigError("finetune: the model has no active adapter (addAdapter or setAdapter first)");
-  const { batchSize: bs, loss, eval: evalSets, signal, resume, jit, ...rest } = o;
+  const { batchSize: bs, loss, eval: evalSets, signal, resume, jit, layerwise, ...rest } = o;
   const steps = rest.steps ?? trainDefaults.steps;
   const config: TrainConfig = { ...trainDefaults, ...rest, evalEvery: evalSets ? (rest.evalEvery ?? steps) : 0 };
   if (bs !== undefined && !(Number.isInteger(bs) && bs >= 1)) throw new ConfigError(`finetune: batchSize must be a positive integer (batchSize=${bs})`);
@@ -173,7 +178,7 @@ export async function* finetune(p: PeftModel, data: TrainData, o: FinetuneOption
     loss: (out, target) => l!.fn(st.logits(out), target), // set by the first batch, which comes before any loss
     evaluate: evalSets ? (_m, t) => evaluateSets(s, st, t, evalSets, evalBatch, loss) : undefined,
   };
-  const it = trainIter(activeRecord(s), task, config, { resume, jit, signal });
+  const it = trainIter(activeRecord(s), task, config, { resume, jit, signal, layerwise: layerwise ?? st.def.layerwise?.preferred ?? false });
   for (;;) {
     const r = await it.next();
     if (r.done) {

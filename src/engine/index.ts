@@ -16,8 +16,8 @@ import "core-js/actual/iterator/index.js";
 // jax-js tests `instanceof Float16Array` before it reads a Float64Array; Node 20 has no such global.
 (globalThis as { Float16Array?: unknown }).Float16Array ??= class Float16ArrayUnavailable {};
 
-import { ConfigError } from "../errors.js";
 import * as jax from "@jax-js/jax";
+import { ConfigError } from "../errors.js";
 import {
   init,
   defaultDevice,

@@ -7,7 +7,7 @@
  * from the softmax of what is left. temperature 0 is greedy (argmax; the first index wins a tie, as torch.argmax).
  * Randomness comes from one seeded host generator (src/data/rng.ts), so a seed reproduces a run exactly.
  */
-import { np, jit, toHostAsync, tree, type Arr } from "../engine/index.js";
+import { np, jit, toHostAsync, tree, blockUntilReady, type Arr } from "../engine/index.js";
 import { ConfigError } from "../errors.js";
 import { type Rng, rng } from "../data/rng.js";
 import { type AdaptedModel, type Trainable, forwardWith, trainableOf } from "./adapted.js";
@@ -114,7 +114,8 @@ function decodeStep(m: CausalLm, adapted: boolean): DecodeStep & { dispose(): vo
 
 /**
  * Generates up to `maxNewTokens` tokens after `promptIds` with the model's active adapter (or the base when none is
- * active). Yields each new token id; returns them all. Borrows the model.
+ * active). Yields each new token id; returns them all. Borrows the model. Every read is asynchronous, so the decoding
+ * steps' kernels run on jax-js's worker threads and a device that cannot read synchronously works too.
  */
 export async function* generateIter(m: CausalLm, promptIds: readonly number[], o: GenerateOptions): AsyncGenerator<number, number[]> {
   checkSampling(o);
@@ -144,6 +145,8 @@ export async function* generateIter(m: CausalLm, promptIds: readonly number[], o
     for (;;) {
       cache = { k: res.k, v: res.v };
       // [1, 1, V]: the one read per token, asynchronous (a device such as WebGPU in Node cannot read synchronously).
+      // The cache is settled first: the next step may be traced (a new capacity), and tracing reads synchronously.
+      await blockUntilReady([...cache.k, ...cache.v]);
       const token = sampleToken((await toHostAsync(res.logits)).data, o, r);
       out.push(token);
       yield token;

@@ -19,13 +19,13 @@
  * Call it outside jit.
  */
 import { np, tree, vjp, jit, blockUntilReady, type Arr } from "../engine/index.js";
-import { ConfigError } from "../errors.js";
 import { type AdapterParams, type AdapterPlan, type ApplyOptions, planUsesDropout } from "../methods/adapter.js";
 import { type AdaptedModel, type Trainable, layerFn } from "./adapted.js";
 import { type LlamaConfig, type LlamaInput, type KvCache, decoderLayer, lmHead } from "./llama.js";
-import type { Weights } from "./model.js";
+import type { Weights, LayerwiseStrategy } from "./model.js";
 
-type LlamaModel = AdaptedModel<LlamaInput, { logits: Arr; cache?: KvCache }>;
+type LlamaOutput = { logits: Arr; cache?: KvCache };
+type LlamaModel = AdaptedModel<LlamaInput, LlamaOutput>;
 type Grads = [AdapterParams, Record<string, Arr>, Arr]; // adapter, trained base tensors, input cotangent
 type Back = ((ct: Arr) => unknown[]) & { dispose(): void };
 
@@ -39,6 +39,7 @@ function pick<T>(record: Record<string, T>, keep: (k: string) => boolean): Recor
   return Object.fromEntries(Object.entries(record).filter(([k]) => keep(k)));
 }
 
+const EMBED = "model.embed_tokens.weight";
 const layerPrefix = (i: number) => `model.layers.${i}.`;
 const inLayer = (i: number) => (k: string) => k.startsWith(layerPrefix(i));
 const inHead = (k: string) => !k.startsWith("model.layers.");
@@ -58,13 +59,14 @@ export async function layerwiseValueAndGrad(
   o: ApplyOptions & { compiled?: boolean } = {},
 ): Promise<[Arr, Trainable]> {
   const plan: AdapterPlan | null = m.active ? m.adapters[m.active].plan : null;
-  if ("model.embed_tokens.weight" in t.extras) {
-    tree.dispose([t, ids] as never);
-    throw new ConfigError("layerwiseValueAndGrad: training model.embed_tokens.weight is not supported layer by layer; use the trainer's full-model step");
-  }
   const steps = (o.compiled ?? true) && !planUsesDropout(plan) ? compiledSteps(m, c, t, plan, o) : eagerSteps(m, c, t, plan, o);
   const L = c.numHiddenLayers;
-  let h = np.take(m.weights["model.embed_tokens.weight"].ref, ids, 0); // [B, T, d]
+  // A trained embedding (full finetuning) gets two gradients: through the head when tied (the head's vjp) and
+  // through the lookup, which is the input cotangent scattered into its rows (an eager vjp of take, at the end).
+  const trainedEmbed: Arr | undefined = t.extras[EMBED];
+  const extrasOrder = Object.keys(t.extras);
+  const lookup = trainedEmbed ? { table: trainedEmbed.ref, ids: ids.ref } : null;
+  let h = np.take((trainedEmbed ?? m.weights[EMBED]).ref, ids, 0); // [B, T, d]
   for (let i = 0; i < L; i++) h = await steps.forward(i, h);
 
   const head = piece(m, plan, o, inHead, (w, lf, x) => loss(lmHead(c, w, lf, x)));
@@ -82,10 +84,34 @@ export async function layerwiseValueAndGrad(
     Object.assign(gAdapter, ga);
     Object.assign(gExtras, ge);
   }
-  g.dispose(); // d loss / d embeddings of the batch: not trained. Every leaf of t went into exactly one vjp, which consumed it.
+  if (lookup) {
+    const [rows, back] = vjp(((table: Arr) => np.take(table, lookup.ids, 0)) as never, [lookup.table] as never) as unknown as [Arr, Back];
+    rows.dispose();
+    const [gTable] = back(g) as [Arr];
+    back.dispose();
+    gExtras[EMBED] = gExtras[EMBED] ? gExtras[EMBED].add(gTable) : gTable;
+    await blockUntilReady(gExtras[EMBED]);
+  } else g.dispose(); // d loss / d embeddings of the batch: not trained.
+  // Every leaf of t went into exactly one vjp, which consumed it.
   // The same key order as the trainables, so optimizer state built from them lines up.
   const order = (keys: string[], from: Record<string, unknown>) => Object.fromEntries(keys.map((k) => [k, from[k]]));
-  return [value, { adapter: order(Object.keys(gAdapter).sort(byKeyOf(plan)), gAdapter) as AdapterParams, extras: order(Object.keys(gExtras).sort(), gExtras) as Record<string, Arr> }];
+  return [value, { adapter: order(Object.keys(gAdapter).sort(byKeyOf(plan)), gAdapter) as AdapterParams, extras: order(extrasOrder, gExtras) as Record<string, Arr> }];
+}
+
+/**
+ * Deep Llama models train and evaluate layer by layer: one compiled step over the whole model grows faster than its
+ * depth in jax-js (16 layers at 576 wide: 13.6 s and 3 GB per step; 30 layers do not fit the 4 GiB wasm heap), while
+ * one layer at a time is linear in depth. Shallow models keep the faster compiled whole-model step.
+ */
+export const LAYERWISE_FROM_LAYERS = 12;
+
+/** The layer-by-layer loss and gradients as the model's training strategy (ModelDef.layerwise). */
+export function llamaLayerwise(c: LlamaConfig): LayerwiseStrategy<LlamaInput, LlamaOutput> {
+  return {
+    preferred: c.numHiddenLayers >= LAYERWISE_FROM_LAYERS,
+    valueAndGrad: (m, t, input, loss, o) => layerwiseValueAndGrad(m, c, t, input.ids, (logits) => loss({ logits }), o),
+    loss: (m, t, input, loss) => layerwiseLoss(m, c, t, input.ids, (logits) => loss({ logits })),
+  };
 }
 
 /**
@@ -219,4 +245,30 @@ function compiledSteps(m: LlamaModel, c: LlamaConfig, t: Trainable, plan: Adapte
 function byKeyOf(plan: AdapterPlan | null): (a: string, b: string) => number {
   const rank = new Map((plan?.layers ?? []).map((l, i) => [l.module.path, i]));
   return (a, b) => (rank.get(a) ?? 0) - (rank.get(b) ?? 0);
+}
+
+/**
+ * Bytes of jax-js heap a layer-by-layer training step takes at most, estimated: the weights, three copies of the
+ * trained values (gradient and AdamW's two moments), every layer's kept input, one layer's recompute, and the head,
+ * whose [tokens, vocab] logits have about ten live copies in the loss and its backward. Calibrated on SmolLM2-135M's
+ * shape with BOFT on q/v (measured peaks 1.6 GB at 1×256, 3.0 GB at 4×256; this says 1.2 and 3.0 GB of heap).
+ */
+export function layerwiseStepBytes(c: LlamaConfig, tokens: number, seqLen: number, weightCount: number, trainedCount: number): number {
+  const { hiddenSize: d, intermediateSize: f, numHiddenLayers: L, numAttentionHeads: H, vocabSize: V } = c;
+  const perToken = 10 * V + 2 * L * d + 30 * (d + f) + 4 * H * seqLen;
+  return 4 * (weightCount + 3 * trainedCount + tokens * perToken);
+}
+
+/** What layer-by-layer training can hold: jax-js's wasm heap is 32-bit (4 GiB), minus a tenth for what we do not count. */
+export const LAYERWISE_HEAP_BUDGET = 0.9 * 4 * 2 ** 30;
+
+/**
+ * The number of micro-batches to split a batch of `batchSize` sequences into, so that each fits the heap: the
+ * smallest divisor k of batchSize whose micro-batch (batchSize / k sequences) fits, or batchSize when none does.
+ */
+export function microBatches(c: LlamaConfig, batchSize: number, seqLen: number, weightCount: number, trainedCount: number, budget = LAYERWISE_HEAP_BUDGET): number {
+  for (let k = 1; k <= batchSize; k++) {
+    if (batchSize % k === 0 && layerwiseStepBytes(c, (batchSize / k) * seqLen, seqLen, weightCount, trainedCount) <= budget) return k;
+  }
+  return batchSize;
 }

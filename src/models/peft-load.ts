@@ -60,13 +60,16 @@ export function addLoadedAdapter<I, O>(m: AdaptedModel<I, O>, a: AdapterSource, 
     const method = { kind: a.config.kind, config: a.config.config } as AdapterMethod;
     const anyWeight = Object.values(m.weights)[0];
     const dtype: FloatDType = o.dtype ?? (anyWeight && isFloat64(anyWeight) ? "float64" : "float32");
-    // addAdapter plans the layers exactly as training would (targets, defaults by model type, shape checks).
-    const withFresh = addAdapter(m, name, method, { rng: rng(0), dtype });
+    // addAdapter plans the layers exactly as training would (targets, defaults by model type, shape checks). The
+    // file's tensors replace the fresh ones, so a LoRA init only recorded in the config (PiSSA, …, which loraInit
+    // refuses to fake) plans with the default init.
+    const planned = method.kind === "LORA" ? { ...method, config: { ...method.config, initLoraWeights: true } } : method;
+    const withFresh = addAdapter(m, name, planned, { rng: rng(0), dtype });
     const added = withFresh.adapters[name];
-    const planned = new Set(added.plan.layers.map((l) => l.module.path));
+    const paths = new Set(added.plan.layers.map((l) => l.module.path));
     const inFile = [...a.groups.layers.keys()];
-    const absent = [...planned].filter((p) => !a.groups.layers.has(p));
-    const foreign = inFile.filter((p) => !planned.has(p));
+    const absent = [...paths].filter((p) => !a.groups.layers.has(p));
+    const foreign = inFile.filter((p) => !paths.has(p));
     const fail = (msg: string): never => {
       tree.dispose(added.params);
       throw new FormatError(`${a.reader.path}: ${msg}`);
@@ -114,7 +117,7 @@ export function addLoadedAdapter<I, O>(m: AdaptedModel<I, O>, a: AdapterSource, 
     const weights = { ...m.weights };
     for (const [base, key] of extraKeys) weights[base] = host(key);
     tree.dispose(added.params);
-    const model: AdaptedModel<I, O> = { ...withFresh, weights, adapters: { ...withFresh.adapters, [name]: { ...added, params } } };
+    const model: AdaptedModel<I, O> = { ...withFresh, weights, adapters: { ...withFresh.adapters, [name]: { ...added, method, plan: { ...added.plan, method }, params } } };
     const warnings = [...a.config.warnings];
     if (a.groups.ignored.length) warnings.push(`${a.reader.path}: ignored ${a.groups.ignored.length} boft_P buffer(s), as PEFT does.`);
     return { model, config: a.config, warnings };

@@ -9,6 +9,7 @@ import {
   type AdapterFiles,
   type FileMap,
   type LoadCausalLmOptions,
+  type FromPretrainedOptions,
   ADAPTER_CONFIG,
   ADAPTER_WEIGHTS,
   savePretrained as saveToBytes,
@@ -48,11 +49,11 @@ export async function savePretrained(p: PeftModel, dir?: string, o: { adapterNam
  * `model` with the adapter saved in folder `dir` (or given as files) on it (PEFT's PeftModel.from_pretrained).
  * `dir` may also be the adapter_model.safetensors file, with adapter_config.json beside it.
  */
-export async function fromPretrained(model: Model, dir: string | FileMap | AdapterFiles, o: { adapterName?: string } = {}): Promise<PeftModel> {
+export async function fromPretrained(model: Model, dir: string | FileMap | AdapterFiles, o: FromPretrainedOptions = {}): Promise<PeftModel> {
   if (typeof dir !== "string") return fromFiles(model, dir, o);
   const a = openAdapter(dir);
   try {
-    return peftFromSource(model, a, o.adapterName ?? "default");
+    return peftFromSource(model, a, o);
   } finally {
     a.close();
   }

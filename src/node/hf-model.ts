@@ -5,7 +5,8 @@
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
 import { FormatError } from "../errors.js";
-import { type HfFiles, type HfModel, type LoadHfModelOptions, loadHfFiles } from "../models/hf-load.js";
+import type { TextTokenizer } from "../formats/hf-tokenizer.js";
+import { type HfFiles, type HfModel, type LoadHfModelOptions, loadHfFiles, loadHfTokenizer as tokenizerOf } from "../models/hf-load.js";
 import { openCheckpoint } from "./safetensors-file.js";
 
 export type { HfModel, LoadHfModelOptions, LlamaOutput } from "../models/hf-load.js";
@@ -27,4 +28,9 @@ export function loadHfModel(folder: string, o: LoadHfModelOptions = {}): HfModel
   const stat = fs.statSync(folder, { throwIfNoEntry: false });
   if (!stat?.isDirectory()) throw new FormatError(`${folder}: not a folder. Point at a Hugging Face model folder (config.json, model.safetensors, tokenizer.json).`);
   return loadHfFiles(folderFiles(folder), o);
+}
+
+/** A folder's tokenizer: tokenizer.json, with tokenizer_config.json and chat_template.jinja when present. */
+export function loadHfTokenizer(folder: string): TextTokenizer {
+  return tokenizerOf(folderFiles(folder));
 }

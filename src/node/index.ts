@@ -10,8 +10,11 @@ export { inspectAdapter, type InspectReport, type InspectedLayer } from "./inspe
 export { openAdapter, saveAdapter, type OpenAdapter } from "./adapter-files.js";
 export { openCheckpoint, SafetensorsReader, writeSafetensors, saveSafetensors, type Checkpoint } from "./safetensors-file.js";
 export { readRunConfig, parseRunConfig, type RunConfig, type ModelSpec, type DataSpec } from "./run-config.js";
-export { runTraining, prepareRun, evaluatePrepared, type RunResult, type Prepared } from "./run.js";
+export { runTraining, prepareRun, evaluatePrepared, evaluateRun, type RunResult, type Prepared } from "./run.js";
 export { loadMnist, type MnistSplit, type MnistOpts } from "./data/mnist.js";
 export { loadBrown, type BrownOpts, type BrownCorpus } from "./data/brown.js";
 // Node's init: "webgpu" comes from the optional `webgpu` package (this name shadows boft's init).
 export { init, provideNodeWebGpu } from "./device.js";
+export { atomicWriteFile } from "./atomic.js";
+export { RunInterrupted, adapterPlanWarnings, type RunFolderOptions } from "./run-guard.js";
+export type { RunTrainingOptions } from "./run.js";

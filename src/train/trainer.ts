@@ -91,8 +91,13 @@ export interface TrainOptions<I = unknown, T = unknown> {
    * models whose single compiled step would not fit jax-js's heap. Consumes t, input and target.
    */
   gradients?: (t: Trainable, input: I, target: T, random: () => number) => [Arr, Trainable] | Promise<[Arr, Trainable]>;
-  /** Stops training after the step in progress: a checkpoint of that step is yielded, then `done` with `stopped`. */
+  /** Stops training after the step in progress: a checkpoint of that step is yielded (no evaluation), then `done` with `stopped`. */
   signal?: AbortSignal;
+  /**
+   * Take loss and gradients from the model's own layer-by-layer strategy (ModelDef.layerwise; deep models whose
+   * single compiled step would not fit jax-js's heap), full finetuning included.
+   */
+  layerwise?: boolean;
 }
 
 function initialTrainable<I, O>(m: AdaptedModel<I, O>, full: boolean): Trainable {
@@ -151,7 +156,7 @@ export async function* trainIter<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O
 
   const usesDropout = planUsesDropout(m.active ? m.adapters[m.active].plan : null);
   const random = () => dropout.nextFloat();
-  const custom = o.gradients;
+  const custom = o.gradients ?? (o.layerwise ? layerwiseGradients(m, task) : undefined);
   const gradients = custom
     ? Object.assign((t: Trainable, input: I, target: T) => custom(t, input, target, random), { dispose: () => {} })
     : gradientFn(m, task, o.jit ?? !usesDropout, random);
@@ -196,12 +201,13 @@ export async function* trainIter<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O
       const norm = gradNorm ? ((await gradNorm.data()) as Float32Array)[0] : undefined;
       completed = step + 1;
       yield { kind: "step", step: step + 1, totalSteps: c.steps, loss: lastLoss, lr, gradNorm: norm, items, elapsedMs: performance.now() - started };
-      stopped = o.signal?.aborted ?? false;
-      const done = step + 1 === c.steps || stopped;
+      const done = step + 1 === c.steps;
+      // A stop skips the evaluation an uninterrupted run would not make here, so a resumed run logs the same events.
+      stopped = !done && (o.signal?.aborted ?? false);
       if (task.evaluate && c.evalEvery > 0 && ((step + 1) % c.evalEvery === 0 || done)) {
         for (const e of await task.evaluate(m, tree.ref(trainable))) yield { ...e, step: step + 1 };
       }
-      if ((c.checkpointEvery > 0 && (step + 1) % c.checkpointEvery === 0) || done) {
+      if ((c.checkpointEvery > 0 && (step + 1) % c.checkpointEvery === 0) || done || stopped) {
         yield { kind: "checkpoint", step: step + 1, snapshot: await snapshotOf(step + 1, trainable, opt, data, dropout) };
       }
       if (stopped) break;
@@ -215,6 +221,13 @@ export async function* trainIter<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O
   } finally {
     gradients.dispose();
   }
+}
+
+/** The model's layer-by-layer loss and gradients as the trainer's gradient function. */
+function layerwiseGradients<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O, T>): NonNullable<TrainOptions<I, T>["gradients"]> {
+  const strategy = m.def.layerwise;
+  if (!strategy) throw new ConfigError(`train: the ${m.def.type} model has no layer-by-layer strategy (layerwise: true)`);
+  return (t, input, target, random) => strategy.valueAndGrad(m, t, input, (out) => task.loss(out, target), { training: true, random });
 }
 
 type GradientFn<I, T> = ((t: Trainable, input: I, target: T) => [Arr, Trainable]) & { dispose(): void };

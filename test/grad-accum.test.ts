@@ -1,0 +1,110 @@
+/**
+ * Gradient accumulation: a batch trained as micro-batches gives the step of the whole batch (the same sequences,
+ * since the data generator draws them one by one), and deep models pick micro-batches when a batch would not fit
+ * jax-js's 4 GiB heap.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { tree, toHost, type Arr } from "../src/engine/index.js";
+import { rng } from "../src/data/rng.js";
+import { llama, type LlamaConfig } from "../src/models/llama.js";
+import { adaptedModel, addAdapter, initWeights } from "../src/models/adapted.js";
+import { boftConfig } from "../src/methods/boft/config.js";
+import { train, trainDefaults, crossEntropy, type TrainEvent } from "../src/train/trainer.js";
+import { lmTask } from "../src/train/tasks.js";
+import { layerwiseValueAndGrad, layerwiseStepBytes, microBatches } from "../src/models/llama-grad.js";
+
+const TINY: LlamaConfig = {
+  modelType: "llama",
+  vocabSize: 40,
+  hiddenSize: 16,
+  intermediateSize: 24,
+  numHiddenLayers: 2,
+  numAttentionHeads: 4,
+  numKeyValueHeads: 2,
+  headDim: 4,
+  rmsNormEps: 1e-5,
+  ropeTheta: 10000,
+  ropeScaling: null,
+  tieWordEmbeddings: true,
+  maxPositionEmbeddings: 64,
+  attentionBias: false,
+};
+
+const SMOLLM2_135M: LlamaConfig = { ...TINY, vocabSize: 49152, hiddenSize: 576, intermediateSize: 1536, numHiddenLayers: 30, numAttentionHeads: 9, numKeyValueHeads: 3, headDim: 64 };
+
+/** Trains the tiny model 3 steps with `batchSize` × `gradAccum`; returns the logged losses and the trained values. */
+async function run(batchSize: number, gradAccum: number, layerwise: boolean, full: boolean): Promise<{ losses: number[]; values: Float32Array[] }> {
+  const def = llama(TINY);
+  const base = adaptedModel(def, initWeights(def.weights, rng(3)));
+  const m = full ? base : addAdapter(base, "default", { kind: "BOFT", config: boftConfig({ blockSize: 4, nButterflyFactor: 2, targetModules: null }) }, { rng: rng(4) });
+  const tokens = Int32Array.from({ length: 400 }, (_, i) => (i * 7 + ((i * i) % 11)) % TINY.vocabSize);
+  const task = lmTask({ train: tokens, evals: {}, batchSize, seqLen: 8 });
+  const losses: number[] = [];
+  const gradients = layerwise
+    ? (t: never, input: { ids: Arr }, target: Arr) => layerwiseValueAndGrad(m, TINY, t, input.ids, (logits) => crossEntropy(logits, target))
+    : undefined;
+  const trained = await train(m, task, { ...trainDefaults, steps: 3, gradAccum, lr: 1e-2 }, {
+    full,
+    gradients: gradients as never,
+    onEvent: (e: TrainEvent) => {
+      if (e.kind === "step") losses.push(e.loss);
+    },
+  });
+  const values = (tree.leaves(trained as never) as Arr[]).map((a) => toHost(a).data as Float32Array);
+  tree.dispose(m.weights as never);
+  return { losses, values };
+}
+
+function maxRel(a: Float32Array[], b: Float32Array[]): number {
+  assert.equal(a.length, b.length);
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) {
+    let num = 0;
+    let den = 0;
+    for (let j = 0; j < a[i].length; j++) {
+      num = Math.max(num, Math.abs(a[i][j] - b[i][j]));
+      den = Math.max(den, Math.abs(b[i][j]));
+    }
+    worst = Math.max(worst, num / Math.max(den, 1e-12));
+  }
+  return worst;
+}
+
+for (const [layerwise, full] of [
+  [false, false],
+  [true, false],
+  [true, true],
+] as const) {
+  test(`a batch of 4 = 2 micro-batches of 2 = 4 of 1 (${layerwise ? "layer by layer" : "whole-model step"}, ${full ? "full finetuning" : "BOFT"})`, async () => {
+    const whole = await run(4, 1, layerwise, full);
+    for (const [b, k] of [
+      [2, 2],
+      [1, 4],
+    ]) {
+      const split = await run(b, k, layerwise, full);
+      for (let s = 0; s < 3; s++) assert.ok(Math.abs(split.losses[s] - whole.losses[s]) < 1e-5 * whole.losses[s], `step ${s + 1}: ${split.losses[s]} vs ${whole.losses[s]}`);
+      const err = maxRel(split.values, whole.values);
+      assert.ok(err < 1e-5, `${b}×${k}: trained values differ by ${err}`);
+    }
+    // Not a test that cannot fail: a different batch gives different values.
+    const other = await run(2, 1, layerwise, full);
+    assert.ok(maxRel(other.values, whole.values) > 1e-4);
+  });
+}
+
+test("microBatches(): the smallest split of the batch whose step fits the heap", () => {
+  const weights = 134_515_008;
+  // Measured at SmolLM2-135M's shape, BOFT on q/v: 4×256 peaked at 3.0 GB, 1×256 at 1.6 GB; both fit.
+  assert.equal(microBatches(SMOLLM2_135M, 1, 256, weights, 576_000), 1);
+  assert.equal(microBatches(SMOLLM2_135M, 4, 256, weights, 576_000), 1);
+  assert.equal(microBatches(SMOLLM2_135M, 8, 256, weights, 576_000), 2);
+  assert.equal(microBatches(SMOLLM2_135M, 16, 256, weights, 576_000), 4);
+  assert.equal(microBatches(SMOLLM2_135M, 6, 256, weights, 576_000), 2); // 3 per micro-batch
+  // Full finetuning keeps gradients and two AdamW moments of every weight: 4×256 no longer fits in one.
+  assert.equal(microBatches(SMOLLM2_135M, 4, 256, weights, weights), 2);
+  // Nothing fits: one sequence at a time.
+  assert.equal(microBatches(SMOLLM2_135M, 4, 256, weights, 576_000, 1e6), 4);
+  const oneSeq = layerwiseStepBytes(SMOLLM2_135M, 256, 256, weights, 576_000);
+  assert.ok(oneSeq > 1.0e9 && oneSeq < 1.4e9, `${oneSeq}`);
+});
