@@ -4,7 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { BoftError, selectDevice } from "boft/node";
+import { BoftError, init } from "boft/node";
 import { type Command, UsageError } from "./command.js";
 import { mergeCommand } from "./commands/merge.js";
 import { inspectCommand } from "./commands/inspect.js";
@@ -72,7 +72,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   try {
     const { device, rest } = takeDevice(args);
-    await selectDevice(device);
+    await init({ device: device as "wasm" | "webgpu" | "auto" | undefined });
     const options = Object.fromEntries(Object.entries(command.options).map(([k, { description: _d, valueName: _v, ...o }]) => [k, o]));
     const { values, positionals } = parseArgs({ args: rest, options, allowPositionals: true, strict: true });
     return await command.run(values as Record<string, string | boolean | string[] | undefined>, positionals);
