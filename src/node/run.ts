@@ -290,9 +290,12 @@ export async function runTraining(cfg: RunConfig, o: RunTrainingOptions = {}): P
   // The trainer already evaluated the final weights when its eval schedule reached the last step.
   const finalStep = events.reduce((s, e) => (e.kind === "done" ? e.step : s), cfg.train.steps);
   const last = events.filter((e): e is EvalEvent => e.kind === "eval" && e.step === finalStep);
-  const finalEval = last.length
-    ? last
-    : (await evaluatePrepared({ ...p, model: withWeights } as Prepared, withWeights.active ? trainableOf(withWeights) : null)).map((e) => ({ ...e, step: finalStep }));
+  let finalEval = last;
+  if (!last.length) {
+    // Logged like the trainer's evaluations, so metrics.jsonl and loss.svg end with the final model too.
+    finalEval = (await evaluatePrepared({ ...p, model: withWeights } as Prepared, withWeights.active ? trainableOf(withWeights) : null)).map((e) => ({ ...e, step: finalStep }));
+    for (const e of finalEval) log(e);
+  }
   const curves = lossCurves(events);
   atomicWriteFile(
     nodePath.join(cfg.output, "loss.svg"),
@@ -301,13 +304,14 @@ export async function runTraining(cfg: RunConfig, o: RunTrainingOptions = {}): P
   return { prepared: p, model: withWeights, events, finalEval, adapterDir, trainableParams, effectiveParams: effectiveParams(withWeights, trainableParams), seconds };
 }
 
-
 /**
  * Evaluates a run's model on its evaluation splits (what `boft eval` prints): with the adapter saved in folder
- * `adapter`, or the base model alone when `adapter` is null.
+ * `adapter`, or the base model alone when `adapter` is null. `onWarning` gets the adapter's load warnings.
  */
-export async function evaluateRun(cfg: RunConfig, o: { adapter: string | null }): Promise<EvalEvent[]> {
+export async function evaluateRun(cfg: RunConfig, o: { adapter: string | null; onWarning?: (message: string) => void }): Promise<EvalEvent[]> {
   const p = await prepareRun({ ...cfg, method: null });
-  const model = o.adapter === null ? p.model : loadAdapter(p.model as AdaptedModel<unknown, unknown>, o.adapter).model;
+  const loaded = o.adapter === null ? null : loadAdapter(p.model as AdaptedModel<unknown, unknown>, o.adapter);
+  for (const w of loaded?.warnings ?? []) o.onWarning?.(w);
+  const model = loaded ? loaded.model : p.model;
   return evaluatePrepared({ ...p, model } as Prepared, model.active ? trainableOf(model as AdaptedModel<unknown, unknown>) : null);
 }
