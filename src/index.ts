@@ -24,7 +24,7 @@ import { type AdapterMethod, type ModuleInfo, type LayerParams, planLayer, merge
 
 export { jax };
 export type { HostTensor, HostDType, HostData, FloatDType, Device } from "./engine/index.js";
-export { initDevice, currentDevice } from "./engine/index.js";
+export { currentDevice } from "./engine/index.js";
 export * as errors from "./errors.js";
 export { BoftError, ConfigError, ShapeError, FormatError, NoTargetsError, NonFiniteError } from "./errors.js";
 
@@ -54,7 +54,7 @@ export { trainDefaults, crossEntropy } from "./train/trainer.js";
 export { lrAt } from "./train/schedule.js";
 export { toJsonLine, parseJsonLine, parseJsonLines, lossCurves, median } from "./train/metrics.js";
 // Files
-export { savePretrained, fromPretrained, loadAdapter, loadCausalLm, ADAPTER_CONFIG, ADAPTER_WEIGHTS, type AdapterFiles, type FileSource, type FileMap, type LoadCausalLmOptions, type FromPretrainedOptions } from "./api/files.js";
+export { savePretrained, fromPretrained, loadAdapter, loadCausalLm, saveWeights, ADAPTER_CONFIG, ADAPTER_WEIGHTS, type AdapterFiles, type FileSource, type FileMap, type LoadCausalLmOptions, type FromPretrainedOptions } from "./api/files.js";
 export { toAdapterConfigJson, parseAdapterConfig, PEFT_VERSION } from "./formats/peft-config.js";
 export { adapterKey, extraKey, baseKeyOfExtra, groupAdapterKeys } from "./formats/peft-adapter.js";
 export { parseHeader, serialize, encodeFile } from "./formats/safetensors.js";
@@ -79,11 +79,12 @@ export * as experiments from "./api/experiments.js";
 export * as layers from "./api/layers.js";
 
 /**
- * Chooses the device before any model is built: "wasm" (default; everywhere), "webgpu" (browsers; Node after
- * boft/node's provideNodeWebGpu) or "auto" (webgpu when there is one). Throws a ConfigError saying why when the
- * device is not available. Resolves to the device chosen.
+ * Chooses the device before any model is built: "wasm" (the default; every JS runtime), "webgpu" (a browser with
+ * WebGPU; in Node use boft/node's init, which brings the optional `webgpu` package) or "auto" (WebGPU when
+ * `navigator.gpu` gives an adapter, wasm otherwise). Importing boft fixes nothing: until init, arrays live on wasm.
+ * Throws a ConfigError when the device is unknown or unavailable. WebGPU has no float64.
  *
- * @example const { device } = await init({ device: "auto" });
+ * @example const { device } = await init({ device: "auto" }); // "webgpu" or "wasm"
  */
 export async function init(o: { device?: Device | "auto" } = {}): Promise<{ device: Device }> {
   return { device: await initDevice(o.device ?? "wasm") };

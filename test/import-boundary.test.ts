@@ -1,5 +1,5 @@
 /**
- * One front door: the front ends (cli/, scripts/, bench/, examples/) import only the package's public entries
+ * One front door: the front ends (cli/, scripts/, bench/, examples/, web/) import only the package's public entries
  * ("boft", "boft/node", "boft/preload"), never src/; and `boft`'s whole import closure is browser-clean (no
  * `node:` modules, no Node-only packages).
  */
@@ -39,8 +39,8 @@ const NOT_YET: Record<string, string> = {
     "times the Llama step's internals at SmolLM2-135M's shape (flushed forward with an on-engine checksum, the layer-by-layer gradient with a hand-written optimizer step); the public forward returns the full logits",
 };
 
-test("cli/, scripts/, bench/ and examples/ import only boft, boft/node and boft/preload (never src/)", () => {
-  const files = ["cli", "scripts", "bench", "examples"].flatMap(sourceFiles);
+test("cli/, scripts/, bench/, examples/ and web/ import only boft, boft/node and boft/preload (never src/)", () => {
+  const files = ["cli", "scripts", "bench", "examples", "web"].flatMap(sourceFiles);
   assert.ok(files.length > 10, `found ${files.length} front-end files`);
   const bad: string[] = [];
   const excepted = new Set<string>();
@@ -77,4 +77,11 @@ test("boft's import closure (dist/src/index.js) loads no node: module and no Nod
   const inNodeFolder = [...seen].filter((f) => f.includes(`${nodePath.sep}src${nodePath.sep}node${nodePath.sep}`));
   assert.deepEqual(inNodeFolder, []);
   assert.deepEqual([...external].sort(), ["@huggingface/jinja", "@huggingface/tokenizers", "@jax-js/jax", "core-js/actual/iterator/index.js"]);
+});
+
+test("the web page and its worker import boft only (the browser has no boft/node)", () => {
+  const page = sourceFiles("web").filter((f) => !f.startsWith(nodePath.join("web", "tools")));
+  assert.ok(page.length >= 4, `found ${page.length} page files`);
+  const bad = page.flatMap((f) => specifiers(fs.readFileSync(nodePath.join(root, f), "utf8")).filter((s) => !(s === "boft" || s.startsWith("./"))).map((s) => `${f}: ${s}`));
+  assert.deepEqual(bad, []);
 });

@@ -12,7 +12,8 @@ import { withDefaultTargets } from "../methods/method.js";
 import { adapterTensors, addLoadedAdapter, type AdapterSource } from "../models/peft-load.js";
 import { type HfFiles, loadHfFiles } from "../models/hf-load.js";
 import type { ModelDef } from "../models/model.js";
-import { type Model, makeModel } from "./model.js";
+import { type Model, makeModel, modelState } from "./model.js";
+import { toHostAsync } from "../engine/index.js";
 import { type PeftModel, type PeftState, peftState, emptyPeftModel } from "./peft.js";
 
 export const ADAPTER_CONFIG = "adapter_config.json";
@@ -179,3 +180,20 @@ export async function loadCausalLm(files: FileMap, o: LoadCausalLmOptions = {}):
   return causalLmModel(hf, o, o.nameOrPath ?? null);
 }
 
+
+/**
+ * The model's weights as a model.safetensors file (state-dict names, in the model's dtype; metadata {"format": "pt"}),
+ * for example a merged model from mergeAndUnload, to sit next to the base model's config.json and tokenizer files.
+ *
+ * @example const bytes = await saveWeights(mergeAndUnload(peft)); // model.safetensors
+ */
+export async function saveWeights(model: Model): Promise<Uint8Array> {
+  const st = modelState(model);
+  const dtype = model.dtype === "float64" ? ("F64" as const) : ("F32" as const);
+  const tensors = [];
+  for (const s of st.def.weights) {
+    const t = await toHostAsync(st.weights[s.name].ref);
+    tensors.push({ name: s.name, dtype, shape: t.shape, data: encode(dtype, t.data) });
+  }
+  return encodeFile(tensors, { format: "pt" });
+}

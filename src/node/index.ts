@@ -13,7 +13,8 @@ export { readRunConfig, parseRunConfig, type RunConfig, type ModelSpec, type Dat
 export { runTraining, prepareRun, evaluatePrepared, evaluateRun, type RunResult, type Prepared } from "./run.js";
 export { loadMnist, type MnistSplit, type MnistOpts } from "./data/mnist.js";
 export { loadBrown, type BrownOpts, type BrownCorpus } from "./data/brown.js";
-export { selectDevice, provideNodeWebGpu } from "./device.js";
+// Node's init: "webgpu" comes from the optional `webgpu` package (this name shadows boft's init).
+export { init, provideNodeWebGpu } from "./device.js";
 export { atomicWriteFile } from "./atomic.js";
 export { RunInterrupted, adapterPlanWarnings, type RunFolderOptions } from "./run-guard.js";
 export type { RunTrainingOptions } from "./run.js";
