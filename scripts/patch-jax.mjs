@@ -39,7 +39,8 @@ export function jaxPackageDir() {
 /** Parses one patch file: its per-file hashes and hunks. */
 function parsePatch(name, text) {
   const files = new Map();
-  const lines = text.split("\n");
+  // A checkout that turned the patch's line ends into CRLF must not change what it says.
+  const lines = text.split("\n").map((l) => l.replace(/\r$/, ""));
   let current = null;
   let hunk = null;
   for (let i = 0; i < lines.length; i++) {
