@@ -132,7 +132,7 @@ async function child(kind: string, batch: number, T: number, o: Options): Promis
   const { boftConfig } = await import("../src/methods/boft/config.js");
   const { loraConfig } = await import("../src/methods/lora/config.js");
   const { rng } = await import("../src/data/rng.js");
-  const { train, trainDefaults, crossEntropy } = await import("../src/train/trainer.js");
+  const { train, trainDefaults, crossEntropy, updateInGroups } = await import("../src/train/trainer.js");
   const { adamw, clipByGlobalNorm } = await import("../src/train/optim.js");
   const { layerwiseValueAndGrad, layerwiseLoss } = await import("../src/models/llama-grad.js");
   type Arr = ReturnType<typeof fromHost>;
@@ -211,7 +211,7 @@ async function child(kind: string, batch: number, T: number, o: Options): Promis
         const [loss, g] = await layerwiseValueAndGrad(m, SMOLLM2_135M, tree.ref(t), b.input, (logits) => crossEntropy(logits, b.target), { training: true });
         const [clipped, norm] = clipByGlobalNorm(g as never, 1);
         norm.dispose();
-        const [t2, s2] = opt.update(clipped as never, state as never, t as never);
+        const [t2, s2] = await updateInGroups(opt, clipped as never, state as never, t as never, 1e-3); // as the trainer does
         t = t2 as unknown as typeof t;
         state = s2 as unknown as typeof state;
         losses.push((await toHostAsync(loss)).data[0]);

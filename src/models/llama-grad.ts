@@ -231,15 +231,16 @@ function byKeyOf(plan: AdapterPlan | null): (a: string, b: string) => number {
 }
 
 /**
- * Bytes of jax-js heap a layer-by-layer training step takes at most, estimated: the weights, three copies of the
- * trained values (gradient and AdamW's two moments), every layer's kept input, one layer's recompute, and the head,
- * whose [tokens, vocab] logits have about ten live copies in the loss and its backward. Calibrated on SmolLM2-135M's
- * shape with BOFT on q/v (measured peaks 1.6 GB at 1×256, 3.0 GB at 4×256; this says 1.2 and 3.0 GB of heap).
+ * Bytes of jax-js heap a layer-by-layer training step takes at most, estimated: the weights, four copies of the
+ * trained values (their current values apart from the frozen ones, the gradient, AdamW's two moments; the trainer
+ * updates them a group at a time), every layer's kept input, one layer's recompute, and the head, whose
+ * [tokens, vocab] logits have about ten live copies in the loss and its backward. Calibrated on SmolLM2-135M's shape
+ * with BOFT on q/v (measured peaks 1.6 GB at 1×256, 3.0 GB at 4×256; this says 1.2 and 3.0 GB of heap).
  */
 export function layerwiseStepBytes(c: LlamaConfig, tokens: number, seqLen: number, weightCount: number, trainedCount: number): number {
   const { hiddenSize: d, intermediateSize: f, numHiddenLayers: L, numAttentionHeads: H, vocabSize: V } = c;
   const perToken = 10 * V + 2 * L * d + 30 * (d + f) + 4 * H * seqLen;
-  return 4 * (weightCount + 3 * trainedCount + tokens * perToken);
+  return 4 * (weightCount + 4 * trainedCount + tokens * perToken);
 }
 
 /** What layer-by-layer training can hold: jax-js's wasm heap is 32-bit (4 GiB), minus a tenth for what we do not count. */
