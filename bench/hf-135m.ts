@@ -133,7 +133,7 @@ async function child(kind: string, batch: number, T: number, o: Options): Promis
   const { loraConfig } = await import("../src/methods/lora/config.js");
   const { rng } = await import("../src/data/rng.js");
   const { train, trainDefaults, crossEntropy, updateInGroups } = await import("../src/train/trainer.js");
-  const { adamw, clipByGlobalNorm } = await import("../src/train/optim.js");
+  const { adamw, clipScale } = await import("../src/train/optim.js");
   const { layerwiseValueAndGrad, layerwiseLoss } = await import("../src/models/llama-grad.js");
   type Arr = ReturnType<typeof fromHost>;
 
@@ -209,9 +209,10 @@ async function child(kind: string, batch: number, T: number, o: Options): Promis
         const c0 = cpu();
         const b = batchOf();
         const [loss, g] = await layerwiseValueAndGrad(m, SMOLLM2_135M, tree.ref(t), b.input, (logits) => crossEntropy(logits, b.target), { training: true });
-        const [clipped, norm] = clipByGlobalNorm(g as never, 1);
+        const [scale, norm] = clipScale(g as never, 1);
         norm.dispose();
-        const [t2, s2] = await updateInGroups(opt, clipped as never, state as never, t as never, 1e-3); // as the trainer does
+        const [t2, s2] = await updateInGroups(opt, g as never, state as never, t as never, 1e-3, scale); // as the trainer does
+        scale.dispose();
         t = t2 as unknown as typeof t;
         state = s2 as unknown as typeof state;
         losses.push((await toHostAsync(loss)).data[0]);

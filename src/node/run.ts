@@ -16,7 +16,7 @@ import { parseHfConfig } from "../formats/hf-config.js";
 import { layerParamShapes } from "../methods/adapter.js";
 import { withDefaultTargets } from "../methods/method.js";
 import { llama, type LlamaInput, type KvCache } from "../models/llama.js";
-import { layerwiseValueAndGrad, layerwiseStepBytes, microBatches } from "../models/llama-grad.js";
+import { layerwiseValueAndGrad, layerwiseStepBytes, microBatches, LAYERWISE_HEAP_BUDGET } from "../models/llama-grad.js";
 import { mlp } from "../models/mlp.js";
 import { cnn } from "../models/cnn.js";
 import { type AdaptedModel, type Trainable, adaptedModel, addAdapter, initWeights, withTrained, trainableOf } from "../models/adapted.js";
@@ -148,8 +148,14 @@ export async function prepareRun(cfg: RunConfig): Promise<Prepared> {
       const trained = model.active ? tree.leaves(trainableOf(model) as never).reduce((n: number, a) => (n += (a as Arr).size, (a as Arr).dispose(), n), 0) : weightCount;
       const B = taskOptions.batchSize;
       accumulate = microBatches(built.config, B, taskOptions.seqLen, weightCount, trained);
+      const gb = (x: number) => (x / 1e9).toFixed(1);
+      const one = layerwiseStepBytes(built.config, taskOptions.seqLen, taskOptions.seqLen, weightCount, trained);
+      if (one > LAYERWISE_HEAP_BUDGET) {
+        notes.push(
+          `even one sequence of ${taskOptions.seqLen} tokens needs about ${gb(one)} GB (weights, and for each trained value its gradient and AdamW's two moments), more than jax-js's 4 GiB heap holds: this run will probably run out of memory; an adapter trains far fewer values`,
+        );
+      }
       if (accumulate > 1) {
-        const gb = (x: number) => (x / 1e9).toFixed(1);
         const need = layerwiseStepBytes(built.config, B * taskOptions.seqLen, taskOptions.seqLen, weightCount, trained);
         taskOptions.batchSize = B / accumulate;
         notes.push(

@@ -12,7 +12,7 @@ import { type Rng, type RngState, rng, rngFromState } from "../data/rng.js";
 import { type AdaptedModel, type Trainable, forwardWith, trainableOf } from "../models/adapted.js";
 import type { Weights } from "../models/model.js";
 import { projectLayerParams, planUsesDropout } from "../methods/adapter.js";
-import { adamw, clipByGlobalNorm, adamwStateToHostAsync, adamwStateFromHost, type AdamW, type AdamWState, type AdamWHostState } from "./optim.js";
+import { adamw, clipScale, scaleLeaf, adamwStateToHostAsync, adamwStateFromHost, type AdamW, type AdamWState, type AdamWHostState } from "./optim.js";
 import { lrAt } from "./schedule.js";
 import { type HostTree, type Tree, treeToHostAsync, treeFromHost } from "./host-tree.js";
 import type { StepEvent, EvalEvent, DoneEvent } from "./metrics.js";
@@ -161,8 +161,10 @@ export async function* trainIter<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O
       }
       if (c.gradAccum > 1) grads = tree.map((a: Arr) => a.mul(1 / c.gradAccum), grads as never) as unknown as Trainable;
       let gradNorm: Arr | null = null;
-      if (c.maxGradNorm > 0) [grads, gradNorm] = clipByGlobalNorm(grads as unknown as Tree, c.maxGradNorm) as unknown as [Trainable, Arr];
-      [trainable, opt] = await updateInGroups(optimizer, grads!, opt, trainable, lr);
+      let scale: Arr | null = null; // the clipping factor, applied a group at a time with the update
+      if (c.maxGradNorm > 0) [scale, gradNorm] = clipScale(grads as unknown as Tree, c.maxGradNorm);
+      [trainable, opt] = await updateInGroups(optimizer, grads!, opt, trainable, lr, scale);
+      scale?.dispose();
       trainable = project(m, trainable);
       // Materialise the new state: left lazy, the update would fuse into the next step's kernels and round
       // differently from a run resumed from stored values (so resume would not be bit-exact).
@@ -195,12 +197,22 @@ export async function* trainIter<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O
 const GROUP_VALUES = 16 * 2 ** 20;
 
 /**
- * optimizer.update, a group of leaves at a time, each group computed before the next is built. The update is the
- * same per leaf; what changes is the peak: in one piece, the new values, moments and the old ones are all live at
- * once (full finetuning at SmolLM2-135M's size: about 4.9 GB, past jax-js's 4 GiB heap). Consumes its arguments.
+ * optimizer.update, a group of leaves at a time, each group computed before the next is built, after scaling the
+ * gradients by `scale` (clipScale's factor; borrowed). The update is the same per leaf; what changes is the peak: in
+ * one piece, the clipped gradients, new values, moments and the old ones are all live at once (full finetuning at
+ * SmolLM2-135M's size: past jax-js's 4 GiB heap). Consumes the other arguments.
  */
-export async function updateInGroups(optimizer: AdamW, grads: Trainable, opt: AdamWState, params: Trainable, lr: number, groupValues = GROUP_VALUES): Promise<[Trainable, AdamWState]> {
+export async function updateInGroups(
+  optimizer: AdamW,
+  grads: Trainable,
+  opt: AdamWState,
+  params: Trainable,
+  lr: number,
+  scale: Arr | null = null,
+  groupValues = GROUP_VALUES,
+): Promise<[Trainable, AdamWState]> {
   const [ps, def] = tree.flatten(params as never) as [Arr[], Parameters<typeof tree.unflatten>[0]];
+  if (scale) grads = tree.map((g: Arr) => scaleLeaf(g, scale), grads as never) as unknown as Trainable; // lazy: computed with each group
   if (ps.reduce((n, p) => n + p.size, 0) <= groupValues) {
     return optimizer.update(grads as never, opt as never, tree.unflatten(def, ps) as never, lr) as unknown as [Trainable, AdamWState];
   }
