@@ -7,7 +7,8 @@
  *   train     one BOFT training step (q_proj + v_proj, b = 8, m = 2, PEFT's default targets for llama): loss and
  *             gradients one decoder layer at a time (src/models/llama-grad.ts), global-norm clip, AdamW
  *   lora      the same step with LoRA r = 8 (alpha 8) on q_proj + v_proj
- *   full      the same step training every weight (full finetuning, the tied embedding included)
+ *   full      the same step training every weight (full finetuning, the tied embedding included); at 135M it does
+ *             not fit jax-js's 4 GiB heap (weights, trained copy, gradients, AdamW moments), and is reported as such
  *   trainer   the BOFT step through src/train/trainer.ts (one valueAndGrad / jit over the whole model), for
  *             comparison; not in the default runs: at 30 layers it outgrows jax-js's 4 GiB heap
  *   generate  greedy decoding with the KV cache (a T-token prompt, then 32 new tokens), read synchronously (the
