@@ -10,7 +10,9 @@ import { rng } from "../src/data/rng.js";
 import { llama, type LlamaConfig } from "../src/models/llama.js";
 import { adaptedModel, addAdapter, initWeights } from "../src/models/adapted.js";
 import { boftConfig } from "../src/methods/boft/config.js";
-import { train, trainDefaults, crossEntropy, type TrainEvent } from "../src/train/trainer.js";
+import { train, trainDefaults, crossEntropy, updateInGroups, type TrainEvent } from "../src/train/trainer.js";
+import { adamw, clipByGlobalNorm, clipScale } from "../src/train/optim.js";
+import { np } from "../src/engine/index.js";
 import { lmTask } from "../src/train/tasks.js";
 import { layerwiseValueAndGrad, layerwiseStepBytes, microBatches } from "../src/models/llama-grad.js";
 
@@ -101,10 +103,35 @@ test("microBatches(): the smallest split of the batch whose step fits the heap",
   assert.equal(microBatches(SMOLLM2_135M, 8, 256, weights, 576_000), 2);
   assert.equal(microBatches(SMOLLM2_135M, 16, 256, weights, 576_000), 4);
   assert.equal(microBatches(SMOLLM2_135M, 6, 256, weights, 576_000), 2); // 3 per micro-batch
-  // Full finetuning keeps gradients and two AdamW moments of every weight: 4×256 no longer fits in one.
-  assert.equal(microBatches(SMOLLM2_135M, 4, 256, weights, weights), 2);
+  // Full finetuning keeps a trained copy, gradients and two AdamW moments of every weight: 4×256 fits as 4 × 1.
+  assert.equal(microBatches(SMOLLM2_135M, 1, 256, weights, weights), 1);
+  assert.equal(microBatches(SMOLLM2_135M, 4, 256, weights, weights), 4);
   // Nothing fits: one sequence at a time.
   assert.equal(microBatches(SMOLLM2_135M, 4, 256, weights, 576_000, 1e6), 4);
   const oneSeq = layerwiseStepBytes(SMOLLM2_135M, 256, 256, weights, 576_000);
   assert.ok(oneSeq > 1.0e9 && oneSeq < 1.4e9, `${oneSeq}`);
+});
+
+test("updateInGroups(): clipping and AdamW a few leaves at a time = over the whole tree, bit for bit", async () => {
+  const r = rng(9);
+  const shapes = [[7, 5], [3], [11, 2], [4, 4], [9]];
+  const make = () => shapes.map((sh) => np.array(Float32Array.from({ length: sh.reduce((a, b) => a * b, 1) }, () => r.nextFloat() - 0.5)).reshape(sh));
+  const params = { adapter: {}, extras: Object.fromEntries(make().map((a, i) => [`w${i}`, a])) };
+  const grads = { adapter: {}, extras: Object.fromEntries(make().map((a, i) => [`w${i}`, a])) };
+  const opt = adamw({ lr: 1e-2, weightDecay: 0.01 });
+  const state = opt.init(tree.ref(params) as never);
+  state.mu = tree.map((m: Arr) => m.add(0.1), state.mu) as never; // non-zero moments: a second step
+  const host = (t: unknown) => (tree.leaves(t as never) as Arr[]).map((a) => Array.from(toHost(a).data));
+  // Clipped to a norm below the gradients' (≈ 2.6), so the factor matters.
+  const [clipped, n1] = clipByGlobalNorm(tree.ref(grads) as never, 0.5);
+  const [p1, s1] = opt.update(clipped, tree.ref(state) as never, tree.ref(params) as never, 3e-3);
+  const [scale, n2] = clipScale(grads as never, 0.5);
+  assert.ok(toHost(n1).data[0] > 1 && toHost(n2).data[0] > 1);
+  const [p2, s2] = await updateInGroups(opt, grads as never, state as never, params as never, 3e-3, scale, 40); // groups of ≤ 40 values: 3 groups
+  scale.dispose();
+  assert.equal(s2.count, s1.count);
+  assert.deepEqual(host(p2), host(p1));
+  assert.deepEqual(host(s2.mu), host(s1.mu));
+  assert.deepEqual(host(s2.nu), host(s1.nu));
+  assert.deepEqual(Object.keys((p2 as { extras: object }).extras), Object.keys(params.extras));
 });

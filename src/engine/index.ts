@@ -129,6 +129,9 @@ export function fromDraws(values: Float64Array, shape: readonly number[], dtype:
   return np.array(data, { dtype: jaxDType(dtype) }).reshape(shape.slice());
 }
 
+/** What one computation can hold: jax-js's wasm heap is 32-bit (4 GiB), minus a tenth for what estimates do not count. */
+export const HEAP_BUDGET_BYTES = 0.9 * 4 * 2 ** 30;
+
 export function sizeOf(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }

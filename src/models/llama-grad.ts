@@ -18,7 +18,7 @@
  *   compiled layer would reuse them).
  * Call it outside jit.
  */
-import { np, tree, vjp, jit, blockUntilReady, type Arr } from "../engine/index.js";
+import { np, tree, vjp, jit, blockUntilReady, HEAP_BUDGET_BYTES, type Arr } from "../engine/index.js";
 import { type AdapterParams, type AdapterPlan, type ApplyOptions, planUsesDropout } from "../methods/adapter.js";
 import { type AdaptedModel, type Trainable, layerFn } from "./adapted.js";
 import { type LlamaConfig, type LlamaInput, type KvCache, decoderLayer, lmHead } from "./llama.js";
@@ -250,25 +250,24 @@ function byKeyOf(plan: AdapterPlan | null): (a: string, b: string) => number {
 }
 
 /**
- * Bytes of jax-js heap a layer-by-layer training step takes at most, estimated: the weights, three copies of the
- * trained values (gradient and AdamW's two moments), every layer's kept input, one layer's recompute, and the head,
- * whose [tokens, vocab] logits have about ten live copies in the loss and its backward. Calibrated on SmolLM2-135M's
- * shape with BOFT on q/v (measured peaks 1.6 GB at 1×256, 3.0 GB at 4×256; this says 1.2 and 3.0 GB of heap).
+ * Bytes of jax-js heap a layer-by-layer training step takes at most, estimated: the weights, four copies of the
+ * trained values (their current values apart from the frozen ones, the gradient, AdamW's two moments; the trainer
+ * updates them a group at a time), every layer's kept input, one layer's recompute, and the head, whose
+ * [tokens, vocab] logits have about ten live copies in the loss and its backward. Calibrated on SmolLM2-135M's shape
+ * with BOFT on q/v (measured peaks 1.6 GB at 1×256, 3.0 GB at 4×256; this says 1.2 and 3.0 GB of heap).
  */
 export function layerwiseStepBytes(c: LlamaConfig, tokens: number, seqLen: number, weightCount: number, trainedCount: number): number {
   const { hiddenSize: d, intermediateSize: f, numHiddenLayers: L, numAttentionHeads: H, vocabSize: V } = c;
   const perToken = 10 * V + 2 * L * d + 30 * (d + f) + 4 * H * seqLen;
-  return 4 * (weightCount + 3 * trainedCount + tokens * perToken);
+  return 4 * (weightCount + 4 * trainedCount + tokens * perToken);
 }
 
-/** What layer-by-layer training can hold: jax-js's wasm heap is 32-bit (4 GiB), minus a tenth for what we do not count. */
-export const LAYERWISE_HEAP_BUDGET = 0.9 * 4 * 2 ** 30;
 
 /**
  * The number of micro-batches to split a batch of `batchSize` sequences into, so that each fits the heap: the
  * smallest divisor k of batchSize whose micro-batch (batchSize / k sequences) fits, or batchSize when none does.
  */
-export function microBatches(c: LlamaConfig, batchSize: number, seqLen: number, weightCount: number, trainedCount: number, budget = LAYERWISE_HEAP_BUDGET): number {
+export function microBatches(c: LlamaConfig, batchSize: number, seqLen: number, weightCount: number, trainedCount: number, budget = HEAP_BUDGET_BYTES): number {
   for (let k = 1; k <= batchSize; k++) {
     if (batchSize % k === 0 && layerwiseStepBytes(c, (batchSize / k) * seqLen, seqLen, weightCount, trainedCount) <= budget) return k;
   }

@@ -7,7 +7,7 @@
  */
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
-import { np, tree, type Arr } from "../engine/index.js";
+import { np, tree, HEAP_BUDGET_BYTES, type Arr } from "../engine/index.js";
 import { ConfigError, FormatError } from "../errors.js";
 import { rng } from "../data/rng.js";
 import { encode as encodeChars, splitTokens } from "../data/text.js";
@@ -156,8 +156,14 @@ export async function prepareRun(cfg: RunConfig): Promise<Prepared> {
       const trained = model.active ? tree.leaves(trainableOf(model) as never).reduce((n: number, a) => (n += (a as Arr).size, (a as Arr).dispose(), n), 0) : weightCount;
       const B = taskOptions.batchSize;
       accumulate = strategy.microBatches(B, taskOptions.seqLen, weightCount, trained);
+      const gb = (x: number) => (x / 1e9).toFixed(1);
+      const one = strategy.stepBytes(taskOptions.seqLen, taskOptions.seqLen, weightCount, trained);
+      if (one > HEAP_BUDGET_BYTES) {
+        notes.push(
+          `even one sequence of ${taskOptions.seqLen} tokens needs about ${gb(one)} GB (weights, and for each trained value its gradient and AdamW's two moments), more than jax-js's 4 GiB heap holds: this run will probably run out of memory; an adapter trains far fewer values`,
+        );
+      }
       if (accumulate > 1) {
-        const gb = (x: number) => (x / 1e9).toFixed(1);
         const need = strategy.stepBytes(B * taskOptions.seqLen, taskOptions.seqLen, weightCount, trained);
         taskOptions.batchSize = B / accumulate;
         notes.push(

@@ -169,15 +169,28 @@ export function globalNorm(grads: Tree): Arr {
  * factor is exactly 1. Consumes `grads`. Returns [clipped, norm before clipping].
  */
 export function clipByGlobalNorm<P extends Tree>(grads: P, maxNorm: number): [P, Arr] {
+  const [scale, norm] = clipScale(grads, maxNorm);
+  const clipped = tree.map((g: Arr) => scaleLeaf(g, scale), grads) as P;
+  scale.dispose();
+  return [clipped, norm];
+}
+
+/**
+ * The factor clipByGlobalNorm multiplies every leaf by (apply it with scaleLeaf), and the norm. Borrows `grads`;
+ * consumes them only when maxNorm is invalid (then it throws).
+ */
+export function clipScale(grads: Tree, maxNorm: number): [Arr, Arr] {
   if (!(maxNorm > 0 && Number.isFinite(maxNorm))) {
     tree.dispose(grads);
     throw new ConfigError(`clipByGlobalNorm: maxNorm must be a finite number > 0 (maxNorm=${maxNorm})`);
   }
   const norm = globalNorm(tree.ref(grads));
-  const scale = np.divide(maxNorm, np.maximum(norm.ref, maxNorm));
-  const clipped = tree.map((g: Arr) => g.mul(like(scale.ref, g)), grads) as P;
-  scale.dispose();
-  return [clipped, norm];
+  return [np.divide(maxNorm, np.maximum(norm.ref, maxNorm)), norm];
+}
+
+/** One leaf times clipScale's factor. Consumes `g`; borrows `scale`. */
+export function scaleLeaf(g: Arr, scale: Arr): Arr {
+  return g.mul(like(scale.ref, g));
 }
 
 /** AdamW state on the host, for checkpoints. */

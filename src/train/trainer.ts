@@ -12,7 +12,7 @@ import { type Rng, type RngState, rng, rngFromState } from "../data/rng.js";
 import { type AdaptedModel, type Trainable, forwardWith, trainableOf } from "../models/adapted.js";
 import type { Weights } from "../models/model.js";
 import { projectLayerParams, planUsesDropout } from "../methods/adapter.js";
-import { adamw, clipByGlobalNorm, adamwStateToHostAsync, adamwStateFromHost, type AdamWState, type AdamWHostState } from "./optim.js";
+import { adamw, clipScale, scaleLeaf, adamwStateToHostAsync, adamwStateFromHost, type AdamW, type AdamWState, type AdamWHostState } from "./optim.js";
 import { lrAt } from "./schedule.js";
 import { type HostTree, type Tree, treeToHostAsync, treeFromHost } from "./host-tree.js";
 import type { EvalEvent, TrainEvent } from "./metrics.js";
@@ -195,8 +195,10 @@ export async function* trainIter<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O
       }
       if (c.gradAccum > 1) grads = tree.map((a: Arr) => a.mul(1 / c.gradAccum), grads as never) as unknown as Trainable;
       let gradNorm: Arr | null = null;
-      if (c.maxGradNorm > 0) [grads, gradNorm] = clipByGlobalNorm(grads as unknown as Tree, c.maxGradNorm) as unknown as [Trainable, Arr];
-      [trainable, opt] = optimizer.update(grads! as never, opt as never, trainable as never, lr) as unknown as [Trainable, AdamWState];
+      let scale: Arr | null = null; // the clipping factor, applied a group at a time with the update
+      if (c.maxGradNorm > 0) [scale, gradNorm] = clipScale(grads as unknown as Tree, c.maxGradNorm);
+      [trainable, opt] = await updateInGroups(optimizer, grads!, opt, trainable, lr, scale);
+      scale?.dispose();
       trainable = project(m, trainable);
       // Materialise the new state: left lazy, the update would fuse into the next step's kernels and round
       // differently from a run resumed from stored values (so resume would not be bit-exact).
@@ -234,6 +236,47 @@ function layerwiseGradients<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O, T>)
   const strategy = m.def.layerwise;
   if (!strategy) throw new ConfigError(`train: the ${m.def.type} model has no layer-by-layer strategy (layerwise: true)`);
   return (t, input, target, random) => strategy.valueAndGrad(m, t, input, (out) => task.loss(out, target), { training: true, random });
+}
+
+/** Leaves per optimizer group hold at most this many values (64 MB of float32). */
+const GROUP_VALUES = 16 * 2 ** 20;
+
+/**
+ * optimizer.update, a group of leaves at a time, each group computed before the next is built, after scaling the
+ * gradients by `scale` (clipScale's factor; borrowed). The update is the same per leaf; what changes is the peak: in
+ * one piece, the clipped gradients, new values, moments and the old ones are all live at once (full finetuning at
+ * SmolLM2-135M's size: past jax-js's 4 GiB heap). Consumes the other arguments.
+ */
+export async function updateInGroups(
+  optimizer: AdamW,
+  grads: Trainable,
+  opt: AdamWState,
+  params: Trainable,
+  lr: number,
+  scale: Arr | null = null,
+  groupValues = GROUP_VALUES,
+): Promise<[Trainable, AdamWState]> {
+  const [ps, def] = tree.flatten(params as never) as [Arr[], Parameters<typeof tree.unflatten>[0]];
+  if (scale) grads = tree.map((g: Arr) => scaleLeaf(g, scale), grads as never) as unknown as Trainable; // lazy: computed with each group
+  if (ps.reduce((n, p) => n + p.size, 0) <= groupValues) {
+    return optimizer.update(grads as never, opt as never, tree.unflatten(def, ps) as never, lr) as unknown as [Trainable, AdamWState];
+  }
+  const [gs, ms, vs] = [grads, opt.mu, opt.nu].map((t) => tree.leaves(t as never) as Arr[]);
+  const out: { p: Arr[]; m: Arr[]; v: Arr[] } = { p: [], m: [], v: [] };
+  let count = opt.count;
+  for (let i = 0; i < ps.length; ) {
+    let j = i + 1;
+    for (let n = ps[i].size; j < ps.length && n + ps[j].size <= groupValues; j++) n += ps[j].size;
+    const [p, s] = optimizer.update(gs.slice(i, j), { count: opt.count, mu: ms.slice(i, j), nu: vs.slice(i, j) }, ps.slice(i, j), lr);
+    await blockUntilReady([p, s.mu, s.nu] as never);
+    out.p.push(...(p as Arr[]));
+    out.m.push(...(s.mu as Arr[]));
+    out.v.push(...(s.nu as Arr[]));
+    count = s.count;
+    i = j;
+  }
+  const build = (xs: Arr[]) => tree.unflatten(def, xs) as never;
+  return [build(out.p), { count, mu: build(out.m), nu: build(out.v) }];
 }
 
 type GradientFn<I, T> = ((t: Trainable, input: I, target: T) => [Arr, Trainable]) & { dispose(): void };
