@@ -61,10 +61,10 @@ for (const init of ["pissa", "pissa_niter_4", "olora", "eva", "corda", "orthogon
   });
 }
 
-test('a saved LoRA adapter whose config says init_lora_weights="pissa" loads, with its own tensors', () => {
+test('a saved LoRA adapter whose config says init_lora_weights="pissa" loads, with its own tensors', async () => {
   const dir = fs.mkdtempSync(nodePath.join(os.tmpdir(), "boft-lora-init-"));
   const trained = model(false); // random B: the adapter is not the identity
-  saveModelAdapter(trained, dir);
+  await saveModelAdapter(trained, dir);
   const cfgPath = nodePath.join(dir, "adapter_config.json");
   fs.writeFileSync(cfgPath, fs.readFileSync(cfgPath, "utf8").replace('"init_lora_weights": false', '"init_lora_weights": "pissa"'));
   const def = mlp({ sizes: [8, 16, 4] });
