@@ -10,7 +10,8 @@
  *   full      the same step training every weight (full finetuning, the tied embedding included)
  *   trainer   the BOFT step through src/train/trainer.ts (one valueAndGrad / jit over the whole model), for
  *             comparison; not in the default runs: at 30 layers it outgrows jax-js's 4 GiB heap
- *   generate  greedy decoding with the KV cache (a T-token prompt, then 32 new tokens), read asynchronously
+ *   generate  greedy decoding with the KV cache (a T-token prompt, then 32 new tokens), read synchronously (the
+ *             faster way on Node: asynchronous dispatch doubles a token's CPU time; --async measures it)
  *   cli       `boft train` on a random bf16 checkpoint of that shape written in the Hugging Face layout (text data,
  *             PEFT's default targets), as a user runs it: seconds per step from its metrics.jsonl, its peak memory
  * Each case runs in a child process so its peak RSS (process.resourceUsage().maxRSS) is its own.
@@ -23,11 +24,11 @@
  * Skipped, with the reason, when /usr/bin/python3 has no torch (bench/setup-torch.sh installs Debian's).
  *
  *   node dist/bench/hf-135m.js [--runs forward:1x256,train:1x256,...] [--steps 3] [--rounds 1] [--no-torch]
- *                              [--sync] [--heap-gib 4]
+ *                              [--sync] [--async] [--heap-gib 4]
  *
  * A run is case:BxT (batch × sequence length; for generate, T is the prompt length and 32 tokens follow). --rounds N
- * repeats every run N times, boft and PyTorch interleaved, and reports medians with the spread. --sync reads forward
- * and generation synchronously (main thread only), as before. jax-js's wasm heap is 32-bit: a run whose live buffers
+ * repeats every run N times, boft and PyTorch interleaved, and reports medians with the spread. --sync runs the
+ * forward eagerly with synchronous reads (main thread only), as before. jax-js's wasm heap is 32-bit: a run whose live buffers
  * pass 4 GiB fails, and is reported as such. The last line is a JSON array of the results.
  */
 import { spawnSync } from "node:child_process";
@@ -45,7 +46,8 @@ const defaults = {
   steps: 3, // training steps per child; the first includes warm-up, the rest are timed
   rounds: 1, // every run this many times, boft and PyTorch interleaved
   torch: true,
-  sync: false, // forward and generate with synchronous reads (one thread), for comparison
+  sync: false, // forward with synchronous reads (eager, one thread), as before, for comparison
+  async: false, // generation with asynchronous reads (GenerateOptions.asyncReads), for comparison
   heapGiB: 4, // jax-js wasm heap created at this size (0: jax-js's default, grown on demand); see src/node/heap.ts
   blockSize: 8, // BOFT b: 576 = 72 blocks of 8
   nFactors: 2, // BOFT m
@@ -77,11 +79,12 @@ function parse(argv: string[]): Options {
     const [k, v] = [argv[i], argv[i + 1]];
     if (k === "--no-torch") (o.torch = false), i--;
     else if (k === "--sync") (o.sync = true), i--;
+    else if (k === "--async") (o.async = true), i--;
     else if (k === "--runs") o.runs = v.split(",");
     else if (k === "--steps") o.steps = Number(v);
     else if (k === "--rounds") o.rounds = Number(v);
     else if (k === "--heap-gib") o.heapGiB = Number(v);
-    else throw new Error(`hf-135m: unknown option ${k} (use --runs case:BxT,…, --steps N, --rounds N, --no-torch, --sync, --heap-gib G)`);
+    else throw new Error(`hf-135m: unknown option ${k} (use --runs case:BxT,…, --steps N, --rounds N, --no-torch, --sync, --async, --heap-gib G)`);
   }
   if (!(Number.isInteger(o.steps) && o.steps >= 2)) throw new Error(`hf-135m: --steps must be an integer ≥ 2 (one warm-up, then timed)`);
   if (!(Number.isInteger(o.rounds) && o.rounds >= 1)) throw new Error(`hf-135m: --rounds must be a positive integer`);
@@ -248,14 +251,16 @@ async function child(kind: string, batch: number, T: number, o: Options): Promis
     detail += `; ${what}: ${trainable} trainable; first step ${stepTimes[0].toFixed(1)} s (CPU ${stepCpu[0].toFixed(1)} s); losses ${losses.map((l) => l.toFixed(3)).join(" ")}`;
   } else if (kind === "generate") {
     const prompt = Array.from({ length: T }, () => r.nextInt(V));
-    await generate(base, prompt, { maxNewTokens: 2 }); // warm-up
+    // Synchronous reads on wasm unless --async: a token's kernels are too small for asynchronous dispatch to pay.
+    const run = (n: number) => generate(base, prompt, { maxNewTokens: n, asyncReads: o.async });
+    await run(2); // warm-up
     const t0 = performance.now();
     const c0 = cpu();
-    const out = await generate(base, prompt, { maxNewTokens: 32 });
+    const out = await run(32);
     seconds = (performance.now() - t0) / 1000;
     cpuSeconds = cpu() - c0;
     tokens = out.length;
-    detail += `; ${out.length} tokens after a ${T}-token prompt (prefill included), batch 1, ${o.sync ? "synchronous" : "asynchronous"} reads`;
+    detail += `; ${out.length} tokens after a ${T}-token prompt (prefill included), batch 1, ${o.async ? "asynchronous" : "synchronous"} reads`;
   } else {
     throw new Error(`hf-135m: unknown case ${kind}`);
   }
@@ -354,6 +359,7 @@ interface TorchResult {
   case: string;
   seconds: number;
   times: number[];
+  cpu_seconds: number;
   tokens_per_second: number;
   peak_rss_mib: number;
   torch_version: string;
@@ -441,7 +447,7 @@ async function main(): Promise<void> {
     return { run, kind: m[1], batch: Number(m[2]), seq: Number(m[3]) };
   });
   console.log(
-    `SmolLM2-135M shape, random weights, f32; one child process per run (worker threads as the CLI uses them, ${o.sync ? "forward and generate read synchronously: one thread" : "every case reads asynchronously: both cores"}; wasm heap created at ${o.heapGiB} GiB); Node ${process.version}; ${o.rounds} round(s), boft and PyTorch interleaved; load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}`,
+    `SmolLM2-135M shape, random weights, f32; one child process per run (worker threads as the CLI uses them, forward ${o.sync ? "eager, read synchronously: one thread" : "one compiled layer at a time, read asynchronously: both cores"}, generation ${o.async ? "asynchronous" : "synchronous"} reads; wasm heap created at ${o.heapGiB} GiB); Node ${process.version}; ${o.rounds} round(s), boft and PyTorch interleaved; load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}`,
   );
   let torchSkipped: string | null = o.torch ? null : "--no-torch";
   let torchInfo = "";
@@ -488,16 +494,19 @@ async function main(): Promise<void> {
     const name = `${ROW_NAMES[kind]} ${batch}×${seq}`;
     const value = kind === "generate" ? `${entry.tokensPerSecond.toFixed(1)} tok/s` : fmt(secs);
     const counterparts = torchSkipped ? [] : TORCH_CASES[kind].filter((tc) => torch.has(`${tc}:${batch}x${seq}`));
-    if (counterparts.length === 0) rows.push([name, value, "", "", ""]);
+    const cpuSecs = median(rs.map((r) => r.cpuSeconds));
+    if (counterparts.length === 0) rows.push([name, value, "", "", "", ""]);
     for (const tc of counterparts) {
       const ts = torch.get(`${tc}:${batch}x${seq}`)!;
       const tsecs = ts.map((t) => t.seconds);
       entry.torch[tc] = { seconds: median(tsecs), runs: tsecs };
       const tvalue = kind === "generate" ? `${median(ts.map((t) => t.tokens_per_second)).toFixed(1)} tok/s` : fmt(tsecs);
-      rows.push([name, value, TORCH_NAMES[tc], tvalue, `${(median(secs) / median(tsecs)).toFixed(2)}×`]);
+      const cpuRatio = cpuSecs / median(ts.map((t) => t.cpu_seconds));
+      rows.push([name, value, TORCH_NAMES[tc], tvalue, `${(median(secs) / median(tsecs)).toFixed(2)}×`, Number.isFinite(cpuRatio) ? `${cpuRatio.toFixed(2)}×` : "-"]);
     }
   }
-  console.log(`\n${renderTable(["case", "boft", "PyTorch", "PyTorch time", "boft ÷ PyTorch (time)"], rows)}`);
+  console.log(`\n${renderTable(["case", "boft", "PyTorch", "PyTorch time", "boft ÷ PyTorch (time)", "(CPU time)"], rows)}`);
+  console.log("Times are medians over the rounds (min–max); generation ratios are of the time for 32 tokens (1 ÷ the tokens/s ratio). CPU time counts all threads of the process: steadier than wall time on a busy machine.");
   if (torchInfo) console.log(torchInfo);
   if (torchSkipped) console.log(`(PyTorch comparison skipped: ${torchSkipped})`);
   const at = (k: string) => results.find((r) => r.case === k && r.seq === 256 && r.batch === 1)?.seconds;

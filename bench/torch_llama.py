@@ -202,15 +202,17 @@ def main():
     model = build(gen)
     B, T = a.batch, a.seq
     times = []
+    cpus = []  # process CPU seconds (all threads) per timed unit: steadier than wall time on a busy machine
     detail = {}
     if a.case == "forward":
         model.eval()
         with torch.no_grad():
             for _ in range(a.steps + 1):
                 ids = torch.randint(0, V, (B, T), generator=gen)
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 model(ids).sum().item()
                 times.append(time.perf_counter() - t0)
+                cpus.append(time.process_time() - c0)
         tokens = B * T
     elif a.case == "generate":
         model.eval()
@@ -218,7 +220,7 @@ def main():
         with torch.no_grad():
             for _ in range(2):  # warm-up, then the timed run
                 caches = [[None, None] for _ in range(L)]
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 logits = model(prompt, caches, 0)[:, -1]
                 out = []
                 for i in range(a.new_tokens):
@@ -228,6 +230,7 @@ def main():
                         break
                     logits = model(torch.tensor([[tok]]), caches, T + i)[:, -1]
                 times.append(time.perf_counter() - t0)
+                cpus.append(time.process_time() - c0)
         tokens = a.new_tokens
         detail["new_tokens"] = a.new_tokens
     else:
@@ -238,7 +241,7 @@ def main():
         losses = []
         for _ in range(a.steps + 1):
             x = torch.randint(0, V, (B, T + 1), generator=gen)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             opt.zero_grad(set_to_none=True)
             logits = model(x[:, :T])
             loss = F.cross_entropy(logits.reshape(-1, V), x[:, 1:].reshape(-1))
@@ -247,12 +250,14 @@ def main():
             opt.step()
             losses.append(round(loss.item(), 4))
             times.append(time.perf_counter() - t0)
+            cpus.append(time.process_time() - c0)
         detail["losses"] = losses
         tokens = B * T
     timed = times[1:]
     seconds = statistics.median(timed)
     print(json.dumps({
         "available": True, "case": a.case, "batch": B, "seq": T, "seconds": seconds, "times": timed, "first": times[0],
+        "cpu_seconds": statistics.median(cpus[1:]),
         "tokens_per_second": tokens / seconds, "torch_version": torch.__version__, "blas": blas["name"],
         "threads": {"torch_intra_op": torch.get_num_threads(), "openblas": blas.get("openblas_threads")},
         "peak_rss_mib": round(__import__("resource").getrusage(__import__("resource").RUSAGE_SELF).ru_maxrss / 1024),

@@ -2,6 +2,7 @@
  * The `boft` command line. Each sub-command lives in cli/commands/<name>.ts; this file parses, dispatches and
  * turns errors into one line on stderr and a non-zero exit (1 for bad input, 2 for bad usage).
  */
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { BoftError, init } from "boft/node";
 import { type Command, UsageError } from "./command.js";
@@ -13,8 +14,14 @@ import { generateCommand } from "./commands/generate.js";
 
 const commands: Command[] = [trainCommand, evalCommand, mergeCommand, inspectCommand, generateCommand];
 
+/** The package's version, from the package.json shipped beside dist/ (bin/boft.js runs dist/cli/main.js). */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { name: string; version: string };
+  return `${pkg.name} ${pkg.version}`;
+}
+
 function help(): string {
-  const lines = ["usage: boft <command> [options]", "", "commands:"];
+  const lines = ["usage: boft <command> [options]", "       boft --version", "", "commands:"];
   for (const c of commands) lines.push(`  ${c.name.padEnd(10)} ${c.summary}`);
   lines.push("", "Every command takes --device wasm|webgpu|auto (default: BOFT_DEVICE, else wasm).");
   lines.push("Run `boft <command> --help` for a command's options.");
@@ -49,6 +56,10 @@ export async function main(argv: string[]): Promise<number> {
   if (!name || name === "--help" || name === "-h" || name === "help") {
     console.log(help());
     return name ? 0 : 2;
+  }
+  if (name === "--version" || name === "-V" || name === "version") {
+    console.log(version());
+    return 0;
   }
   const command = commands.find((c) => c.name === name);
   if (!command) {

@@ -81,6 +81,20 @@ test("the row rule proves batch terms constant over aligned row blocks, and only
   assert.equal(prove(E.add(E.idiv(E.variable("int32", "gidx"), c(4096)), E.mod(g8k, c(64))), 64, 4), false);
 });
 
+test("the CommonJS build carries the same rule", () => {
+  const cjs = join(jaxDist, "backend-TLHPgbCA.cjs");
+  const child = `const { AluExp: E, repeatsAcrossGidxTile: prove } = require(${JSON.stringify(cjs)});
+const c = E.i32;
+const g = E.special("int32", "gidx", 3 * 768 * 256);
+const batched = E.add(E.mul(E.idiv(g, c(196608)), c(16384)), E.mod(g, c(256)));
+const g60 = E.special("int32", "gidx", 240);
+const straddling = E.add(E.mul(E.idiv(g60, c(60)), c(96)), E.mod(g60, c(12)));
+process.stdout.write(JSON.stringify([prove(batched, 256, 4), prove(straddling, 12, 4)]));`;
+  const r = spawnSync(process.execPath, ["-e", child], { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout), [true, false]);
+});
+
 test("the row rule is never wrong on random index expressions (brute force)", () => {
   const prove = backend.repeatsAcrossGidxTile!;
   let seed = 7;

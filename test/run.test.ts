@@ -5,7 +5,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as nodePath from "node:path";
 import { readRunConfig } from "../src/node/run-config.js";
-import { runTraining, evaluatePrepared, LAYERWISE_FROM_LAYERS, type Prepared } from "../src/node/run.js";
+import { runTraining, prepareRun, evaluatePrepared, LAYERWISE_FROM_LAYERS, type Prepared } from "../src/node/run.js";
 
 const deepRun = (method: Record<string, unknown>, train: Record<string, unknown>) => ({
   model: {
@@ -36,7 +36,7 @@ test("a 12-layer Llama trains with BOFT via layer-wise gradients; the adapter ha
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-test("a 12-layer Llama finetuned in full takes the whole-model step; its layer-wise evaluation sees the trained weights", async () => {
+test("a 12-layer Llama finetuned in full trains layer by layer too; its layer-wise evaluation sees the trained weights", async () => {
   const dir = fs.mkdtempSync(nodePath.join(os.tmpdir(), "boft-run-"));
   fs.writeFileSync(nodePath.join(dir, "run.json"), JSON.stringify(deepRun({ peft_type: "FULL" }, { steps: 3, lr: 0.01, seed: 0, evalEvery: 3 })));
   const evals: number[] = [];
@@ -47,5 +47,26 @@ test("a 12-layer Llama finetuned in full takes the whole-model step; its layer-w
   // The same weights, now in place, evaluated by one compiled forward of the whole model.
   const whole = await evaluatePrepared({ ...p, model: r.model, taskOptions: { ...p.taskOptions, layerwise: undefined } } as Prepared, null);
   assert.ok(Math.abs(whole[0].loss - evals[0]) < 1e-5 * evals[0], `layer-wise ${evals[0]} vs whole ${whole[0].loss}`);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test("a batch too large for the 4 GiB heap trains as micro-batches, and the run says so", async () => {
+  const dir = fs.mkdtempSync(nodePath.join(os.tmpdir(), "boft-run-"));
+  // A real vocabulary's logits dominate: 16 × 256 tokens × 49152 logits need about 8 GB, 4 × 256 fit.
+  const run = deepRun({ peft_type: "BOFT", boft_block_size: 4, boft_n_butterfly_factor: 2 }, { steps: 1 });
+  run.model.config.vocab_size = 49152;
+  Object.assign(run.data, { seqLen: 256, batchSize: 16 });
+  fs.writeFileSync(nodePath.join(dir, "run.json"), JSON.stringify(run));
+  const p = (await prepareRun(readRunConfig(nodePath.join(dir, "run.json")))) as Prepared & { kind: "lm" };
+  assert.equal(p.accumulate, 4);
+  assert.equal(p.taskOptions.batchSize, 4);
+  assert.equal(p.notes?.length, 1);
+  assert.match(p.notes![0], /a batch of 16×256 tokens needs about \d+\.\d GB.*4 micro-batches of 4/);
+  // A batch that fits is left alone.
+  Object.assign(run.data, { batchSize: 2 });
+  fs.writeFileSync(nodePath.join(dir, "run.json"), JSON.stringify(run));
+  const q = (await prepareRun(readRunConfig(nodePath.join(dir, "run.json")))) as Prepared & { kind: "lm" };
+  assert.equal(q.accumulate, 1);
+  assert.deepEqual(q.notes, []);
   fs.rmSync(dir, { recursive: true, force: true });
 });

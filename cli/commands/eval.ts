@@ -13,7 +13,7 @@ export const evalCommand: Command = {
   },
   async run(values) {
     const cfg = readRunConfig(requireString(values, "config"));
-    const events = await evaluateRun(cfg, { adapter: values.base ? null : typeof values.adapter === "string" ? values.adapter : `${cfg.output}/adapter` });
+    const events = await evaluateRun(cfg, { adapter: values.base ? null : typeof values.adapter === "string" ? values.adapter : `${cfg.output}/adapter`, onWarning: (w) => console.error(`warning: ${w}`) });
     console.log(renderTable(["split", "loss", ...Object.keys(events[0]?.metrics ?? {})], events.map((e) => [e.split, e.loss, ...Object.values(e.metrics ?? {})])));
     return 0;
   },

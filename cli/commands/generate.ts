@@ -1,4 +1,4 @@
-import { loadCausalLm, fromPretrained, mergeAndUnload, generate, checkSampling, type Model, type PeftModel } from "boft/node";
+import { loadCausalLm, fromPretrained, mergeAndUnload, generate, checkSampling, errors, type Model, type PeftModel } from "boft/node";
 import { type Command, UsageError, requireString, optionalNumber } from "../command.js";
 
 function intOption(values: Record<string, unknown>, name: string, fallback: number | undefined): number | undefined {
@@ -18,7 +18,7 @@ export const generateCommand: Command = {
     adapter: { type: "string", description: "PEFT adapter folder to apply (BOFT, OFT or LoRA)", valueName: "folder" },
     merge: { type: "boolean", description: "merge the adapter into the weights first (same tokens, faster)" },
     prompt: { type: "string", description: "the prompt text", valueName: "text" },
-    "max-new-tokens": { type: "string", description: "how many tokens to generate at most", valueName: "N" },
+    "max-new-tokens": { type: "string", description: "how many tokens to generate at most (generation stops at the model's max_position_embeddings)", valueName: "N" },
     temperature: { type: "string", description: "sampling temperature; 0 (default) is greedy", valueName: "T" },
     "top-k": { type: "string", description: "sample from the K most likely tokens only (default 0: off)", valueName: "K" },
     "top-p": { type: "string", description: "nucleus sampling mass (default 1: off)", valueName: "P" },
@@ -50,9 +50,22 @@ export const generateCommand: Command = {
       const peft = await fromPretrained(base, adapterDir, { onWarning: (w) => console.error(`warning: ${w}`) });
       m = values.merge ? mergeAndUnload(peft) : peft;
     }
+    const tok = base.tokenizer!;
+    const text = values.chat ? tok.applyChatTemplate([{ role: "user", content: prompt }], { addGenerationPrompt: true }) : prompt;
+    // A rendered chat template already holds its special tokens (transformers: add_special_tokens=False).
+    const promptIds = tok.encode(text, { addSpecialTokens: !values.chat });
+    // The model has no positions past max_position_embeddings: stop there rather than run on with untrained ones.
+    const maxPositions = base.config!.maxPositionEmbeddings;
+    if (promptIds.length >= maxPositions) {
+      throw new errors.ConfigError(`the prompt is ${promptIds.length} tokens; the model takes at most max_position_embeddings = ${maxPositions} in all`);
+    }
+    const newTokens = Math.min(maxNewTokens, maxPositions - promptIds.length);
+    if (newTokens < maxNewTokens) {
+      console.error(`note: stopping after ${newTokens} new tokens, at max_position_embeddings = ${maxPositions} (prompt ${promptIds.length} + ${maxNewTokens} asked would pass it)`);
+    }
     const loadedMs = performance.now() - started;
 
-    const it = generate(m, prompt, { ...sampling, seed, maxNewTokens, chat: values.chat === true });
+    const it = generate(m, promptIds, { ...sampling, seed, maxNewTokens: newTokens });
     const out: number[] = [];
     let shown = "";
     const t0 = performance.now();
@@ -63,7 +76,7 @@ export const generateCommand: Command = {
       process.stdout.write(r.value.text);
       shown += r.value.text;
     }
-    const { text: textOut, promptIds } = r.value;
+    const { text: textOut } = r.value;
     const secs = (performance.now() - t0) / 1000;
     if (values.json) {
       console.log(JSON.stringify({ prompt_ids: promptIds, output_ids: out, text: textOut }));

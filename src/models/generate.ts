@@ -7,7 +7,7 @@
  * from the softmax of what is left. temperature 0 is greedy (argmax; the first index wins a tie, as torch.argmax).
  * Randomness comes from one seeded host generator (src/data/rng.ts), so a seed reproduces a run exactly.
  */
-import { np, jit, toHostAsync, tree, blockUntilReady, type Arr } from "../engine/index.js";
+import { np, jit, toHost, toHostAsync, tree, blockUntilReady, currentDevice, type Arr } from "../engine/index.js";
 import { ConfigError } from "../errors.js";
 import { type Rng, rng } from "../data/rng.js";
 import { type AdaptedModel, type Trainable, forwardWith, trainableOf } from "./adapted.js";
@@ -32,6 +32,12 @@ export interface GenerateOptions extends SamplingOptions {
   seed?: number;
   /** Generation stops after emitting one of these (it is included in the output, as transformers does). */
   stopIds?: readonly number[];
+  /**
+   * Read each token's logits asynchronously even where a synchronous read is possible (wasm). Devices that cannot
+   * read synchronously (WebGPU) always read asynchronously. Default false: on wasm a token's kernels are too small for
+   * asynchronous dispatch to pay (SmolLM2-135M's shape: twice the CPU time per token, measured).
+   */
+  asyncReads?: boolean;
 }
 
 export function checkSampling(o: SamplingOptions): void {
@@ -125,6 +131,7 @@ export async function* generateIter(m: CausalLm, promptIds: readonly number[], o
   const bad = promptIds.find((t) => !(Number.isInteger(t) && t >= 0 && t < vocab));
   if (bad !== undefined) throw new ConfigError(`generate: prompt token ${bad} is outside the vocabulary (vocab_size=${vocab}).`);
   const stop = new Set(o.stopIds ?? []);
+  const syncReads = !o.asyncReads && currentDevice() === "wasm";
   const r = rng(o.seed ?? 0);
   const out: number[] = [];
   if (o.maxNewTokens === 0) return out;
@@ -144,10 +151,15 @@ export async function* generateIter(m: CausalLm, promptIds: readonly number[], o
     let length = promptIds.length; // filled slots
     for (;;) {
       cache = { k: res.k, v: res.v };
-      // [1, 1, V]: the one read per token, asynchronous (a device such as WebGPU in Node cannot read synchronously).
-      // The cache is settled first: the next step may be traced (a new capacity), and tracing reads synchronously.
-      await blockUntilReady([...cache.k, ...cache.v]);
-      const token = sampleToken((await toHostAsync(res.logits)).data, o, r);
+      // [1, 1, V]: the one read per token (see GenerateOptions.asyncReads). An asynchronous read first settles the
+      // cache: the next step may be traced (a new capacity), and tracing reads synchronously.
+      let logits: Float32Array | Float64Array;
+      if (syncReads) logits = toHost(res.logits).data;
+      else {
+        await blockUntilReady([...cache.k, ...cache.v]);
+        logits = (await toHostAsync(res.logits)).data;
+      }
+      const token = sampleToken(logits, o, r);
       out.push(token);
       yield token;
       if (stop.has(token) || out.length >= o.maxNewTokens) break;

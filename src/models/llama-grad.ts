@@ -111,6 +111,8 @@ export function llamaLayerwise(c: LlamaConfig): LayerwiseStrategy<LlamaInput, Ll
     preferred: c.numHiddenLayers >= LAYERWISE_FROM_LAYERS,
     valueAndGrad: (m, t, input, loss, o) => layerwiseValueAndGrad(m, c, t, input.ids, (logits) => loss({ logits }), o),
     loss: (m, t, input, loss) => layerwiseLoss(m, c, t, input.ids, (logits) => loss({ logits })),
+    stepBytes: (tokens, seqLen, weightCount, trainedCount) => layerwiseStepBytes(c, tokens, seqLen, weightCount, trainedCount),
+    microBatches: (batchSize, seqLen, weightCount, trainedCount) => microBatches(c, batchSize, seqLen, weightCount, trainedCount),
   };
 }
 

@@ -51,4 +51,8 @@ export interface LayerwiseStrategy<Input, Output> {
   valueAndGrad(m: AdaptedModel<Input, Output>, t: Trainable, input: Input, loss: (out: Output) => Arr, o?: ApplyOptions): Promise<[Arr, Trainable]>;
   /** `loss(output)` alone; `t` null evaluates the base model. Consumes t and input; borrows the model. */
   loss(m: AdaptedModel<Input, Output>, t: Trainable | null, input: Input, loss: (out: Output) => Arr): Promise<Arr>;
+  /** Estimated engine heap bytes of one training step over `tokens` tokens (sequences of seqLen), given the model's and the trained values' counts. */
+  stepBytes?(tokens: number, seqLen: number, weightCount: number, trainedCount: number): number;
+  /** How many micro-batches a batch of `batchSize` sequences must be split into for each step to fit the heap. */
+  microBatches?(batchSize: number, seqLen: number, weightCount: number, trainedCount: number): number;
 }

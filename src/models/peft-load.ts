@@ -74,8 +74,10 @@ export function addLoadedAdapter<I, O>(m: AdaptedModel<I, O>, a: AdapterSource, 
       tree.dispose(added.params);
       throw new FormatError(`${a.reader.path}: ${msg}`);
     };
-    if (absent.length) fail(`adapter_config.json targets ${absent.length} module(s) the file has no tensors for, e.g. ${absent.slice(0, 3).join(", ")}.`);
-    if (foreign.length) fail(`the file holds tensors for ${foreign.length} module(s) adapter_config.json does not target on this model, e.g. ${foreign.slice(0, 3).join(", ")}.`);
+    // Modules planned on this model but absent from the file, or the reverse: the file was made on another model.
+    const otherModel = `The adapter was trained for another model${a.config.baseModelNameOrPath ? ` (${a.config.baseModelNameOrPath})` : ""}.`;
+    if (absent.length) fail(`adapter_config.json targets ${absent.length} module(s) of this model the file has no tensors for, e.g. ${absent.slice(0, 3).join(", ")}. ${otherModel}`);
+    if (foreign.length) fail(`the file holds tensors for ${foreign.length} module(s) adapter_config.json does not target on this model, e.g. ${foreign.slice(0, 3).join(", ")}. ${otherModel}`);
     const extraWanted = new Set(added.extras);
     const extraKeys = new Map<string, string>(); // base key → file key
     for (const key of a.groups.extras) {
@@ -97,7 +99,7 @@ export function addLoadedAdapter<I, O>(m: AdaptedModel<I, O>, a: AdapterSource, 
         const e = a.reader.entry(keys.get(suffix)!);
         if (!sameShape(e.shape, shape)) {
           tree.dispose(added.params);
-          throw new ShapeError(`${a.reader.path}: ${e.name} is [${e.shape}], but the config and ${layer.module.path} need [${shape}].`);
+          throw new ShapeError(`${a.reader.path}: ${e.name} is [${e.shape}], but the config and ${layer.module.path} need [${shape}]. ${otherModel}`);
         }
       }
     }
@@ -106,7 +108,7 @@ export function addLoadedAdapter<I, O>(m: AdaptedModel<I, O>, a: AdapterSource, 
       const got = a.reader.entry(key).shape;
       if (!sameShape(want, got)) {
         tree.dispose(added.params);
-        throw new ShapeError(`${a.reader.path}: ${key} is [${got}], the base ${base} is [${want}].`);
+        throw new ShapeError(`${a.reader.path}: ${key} is [${got}], the base ${base} is [${want}]. ${otherModel}`);
       }
     }
     const params: AdapterParams = {};
@@ -118,7 +120,9 @@ export function addLoadedAdapter<I, O>(m: AdaptedModel<I, O>, a: AdapterSource, 
     for (const [base, key] of extraKeys) weights[base] = host(key);
     tree.dispose(added.params);
     const model: AdaptedModel<I, O> = { ...withFresh, weights, adapters: { ...withFresh.adapters, [name]: { ...added, method, plan: { ...added.plan, method }, params } } };
-    const warnings = [...a.config.warnings];
+    // PEFT's OFT block-size / r auto-adjust, as training and merge report it.
+    const planWarnings = added.plan.layers.flatMap((l) => (l.method === "OFT" ? l.warnings : []));
+    const warnings = [...new Set([...a.config.warnings, ...planWarnings])];
     if (a.groups.ignored.length) warnings.push(`${a.reader.path}: ignored ${a.groups.ignored.length} boft_P buffer(s), as PEFT does.`);
     return { model, config: a.config, warnings };
   }

@@ -17,7 +17,6 @@ import { layerParamShapes } from "../methods/adapter.js";
 import { withDefaultTargets } from "../methods/method.js";
 import { METHODS } from "../methods/registry.js";
 import { llama, type LlamaInput, type KvCache } from "../models/llama.js";
-import { layerwiseStepBytes, microBatches } from "../models/llama-grad.js";
 import { mlp } from "../models/mlp.js";
 import { cnn } from "../models/cnn.js";
 import { type AdaptedModel, type Trainable, adaptedModel, addAdapter, initWeights, withTrained, trainableOf } from "../models/adapted.js";
@@ -144,17 +143,18 @@ export async function prepareRun(cfg: RunConfig): Promise<Prepared> {
     checkTokenData(`${cfg.file}: data`, { "the training data": taskOptions.train, ...Object.fromEntries(Object.entries(taskOptions.evals).map(([k, v]) => [`evaluation split "${k}"`, v])) }, taskOptions.seqLen);
     const notes: string[] = [];
     let accumulate = 1;
-    if (built.def.layerwise?.preferred) taskOptions.layerwise = true;
-    if (taskOptions.layerwise) {
+    const strategy = built.def.layerwise;
+    if (strategy?.preferred) taskOptions.layerwise = true;
+    if (taskOptions.layerwise && strategy?.microBatches && strategy.stepBytes) {
       // A batch whose step would not fit jax-js's 4 GiB heap trains as micro-batches with accumulated gradients:
       // the same sequences (the data generator draws them one by one) and, up to rounding, the same step.
       const weightCount = Object.values(model.weights).reduce((n, w) => n + w.size, 0);
       const trained = model.active ? tree.leaves(trainableOf(model) as never).reduce((n: number, a) => (n += (a as Arr).size, (a as Arr).dispose(), n), 0) : weightCount;
       const B = taskOptions.batchSize;
-      accumulate = microBatches(built.config, B, taskOptions.seqLen, weightCount, trained);
+      accumulate = strategy.microBatches(B, taskOptions.seqLen, weightCount, trained);
       if (accumulate > 1) {
         const gb = (x: number) => (x / 1e9).toFixed(1);
-        const need = layerwiseStepBytes(built.config, B * taskOptions.seqLen, taskOptions.seqLen, weightCount, trained);
+        const need = strategy.stepBytes(B * taskOptions.seqLen, taskOptions.seqLen, weightCount, trained);
         taskOptions.batchSize = B / accumulate;
         notes.push(
           `a batch of ${B}×${taskOptions.seqLen} tokens needs about ${gb(need)} GB, more than jax-js's 4 GiB heap holds: each step trains ${accumulate} micro-batches of ${taskOptions.batchSize} and accumulates their gradients (the same step; set data.batchSize and train.gradAccum to choose yourself)`,
@@ -286,9 +286,12 @@ export async function runTraining(cfg: RunConfig, o: RunTrainingOptions = {}): P
   // The trainer already evaluated the final weights when its eval schedule reached the last step.
   const finalStep = events.reduce((s, e) => (e.kind === "done" ? e.step : s), cfg.train.steps);
   const last = events.filter((e): e is EvalEvent => e.kind === "eval" && e.step === finalStep);
-  const finalEval = last.length
-    ? last
-    : (await evaluatePrepared({ ...p, model: withWeights } as Prepared, withWeights.active ? trainableOf(withWeights) : null)).map((e) => ({ ...e, step: finalStep }));
+  let finalEval = last;
+  if (!last.length) {
+    // Logged like the trainer's evaluations, so metrics.jsonl and loss.svg end with the final model too.
+    finalEval = (await evaluatePrepared({ ...p, model: withWeights } as Prepared, withWeights.active ? trainableOf(withWeights) : null)).map((e) => ({ ...e, step: finalStep }));
+    for (const e of finalEval) log(e);
+  }
   const curves = lossCurves(events);
   atomicWriteFile(
     nodePath.join(cfg.output, "loss.svg"),
@@ -297,13 +300,14 @@ export async function runTraining(cfg: RunConfig, o: RunTrainingOptions = {}): P
   return { prepared: p, model: withWeights, events, finalEval, adapterDir, trainableParams, effectiveParams: effectiveParams(withWeights, trainableParams), seconds };
 }
 
-
 /**
  * Evaluates a run's model on its evaluation splits (what `boft eval` prints): with the adapter saved in folder
- * `adapter`, or the base model alone when `adapter` is null.
+ * `adapter`, or the base model alone when `adapter` is null. `onWarning` gets the adapter's load warnings.
  */
-export async function evaluateRun(cfg: RunConfig, o: { adapter: string | null }): Promise<EvalEvent[]> {
+export async function evaluateRun(cfg: RunConfig, o: { adapter: string | null; onWarning?: (message: string) => void }): Promise<EvalEvent[]> {
   const p = await prepareRun({ ...cfg, method: null });
-  const model = o.adapter === null ? p.model : loadAdapter(p.model as AdaptedModel<unknown, unknown>, o.adapter).model;
+  const loaded = o.adapter === null ? null : loadAdapter(p.model as AdaptedModel<unknown, unknown>, o.adapter);
+  for (const w of loaded?.warnings ?? []) o.onWarning?.(w);
+  const model = loaded ? loaded.model : p.model;
   return evaluatePrepared({ ...p, model } as Prepared, model.active ? trainableOf(model as AdaptedModel<unknown, unknown>) : null);
 }

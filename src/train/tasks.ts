@@ -6,7 +6,7 @@ import { np, tree, jit, type Arr } from "../engine/index.js";
 import { ConfigError } from "../errors.js";
 import type { Weights } from "../models/model.js";
 import type { Rng } from "../data/rng.js";
-import { randomBatch, sequentialBatches } from "../data/text.js";
+import { randomBatch, sequentialBatches, spreadBatches } from "../data/text.js";
 import type { LabelledImages } from "../data/vision.js";
 import { type AdaptedModel, type Trainable, forwardWith } from "../models/adapted.js";
 import type { LlamaInput, KvCache } from "../models/llama.js";
@@ -21,7 +21,7 @@ export interface LmTaskOptions {
   evals: Record<string, Int32Array>;
   batchSize: number;
   seqLen: number;
-  /** At most this many evaluation windows per split (keeps evaluation cheap and always the same tokens). */
+  /** At most this many evaluation windows per split, spread evenly over all of it (cheap, and always the same tokens). */
   evalWindows?: number;
   /** Evaluate with the model's own layer-by-layer strategy (ModelDef.layerwise), for deep models. */
   layerwise?: boolean;
@@ -66,10 +66,8 @@ export async function evaluateLm(m: AdaptedModel<LlamaInput, LmOutput>, trainabl
   for (const [split, tokens] of Object.entries(o.evals)) {
     let sum = 0;
     let count = 0;
-    let windows = 0;
-    for (const b of sequentialBatches(tokens, { batchSize: o.batchSize, seqLen: o.seqLen })) {
-      if (o.evalWindows !== undefined && windows >= o.evalWindows) break;
-      windows += b.batchSize;
+    const batches = o.evalWindows === undefined ? sequentialBatches(tokens, o) : spreadBatches(tokens, { ...o, windows: o.evalWindows });
+    for (const b of batches) {
       const n = b.batchSize * b.seqLen;
       sum += ((await (await lossOf({ ids: ids(b.inputs, b.batchSize, b.seqLen) }, ids(b.targets, b.batchSize, b.seqLen))).data()) as Float32Array)[0] * n;
       count += n;
