@@ -146,7 +146,8 @@ export async function* generateIter(m: CausalLm, promptIds: readonly number[], o
   let cache: Pick<KvCache, "k" | "v"> = emptyKvCache();
   try {
     // The prompt in one eager pass (its own shapes, once), then one compiled step per token against a slot cache.
-    const prefill = forwardWith(m, trained ? tree.ref(trained) : null, { ids: ids(promptIds), cache: emptyKvCache(), lastOnly: true, flush: true }, {}, blocks);
+    // The per-layer flush is a synchronous read, which WebGPU in Node cannot do at all.
+    const prefill = forwardWith(m, trained ? tree.ref(trained) : null, { ids: ids(promptIds), cache: emptyKvCache(), lastOnly: true, flush: currentDevice() === "wasm" }, {}, blocks);
     let res: StepOut = { logits: prefill.logits, ...prefill.cache! };
     let length = promptIds.length; // filled slots
     for (;;) {

@@ -296,12 +296,20 @@ test("Node on WebGPU (optional `webgpu` package): the same steps agree with wasm
     const peft = adapterFor(await loadCausalLm(files), r);
     const losses = [];
     for await (const e of trainOnText(peft, r)) if (e.kind === "step") losses.push(e.loss);
-    console.log(JSON.stringify({ losses }));
+    // The CLI on the same device (its own process: the environment carries the Vulkan driver settings).
+    const { spawnSync } = await import("node:child_process");
+    const cli = spawnSync(process.execPath, [${JSON.stringify(resolve("bin", "boft.js"))}, "generate", "--device", "webgpu", "--model", ${JSON.stringify(MODEL_DIR)}, "--prompt", r.prompt, "--max-new-tokens", "12"], { encoding: "utf8" });
+    console.log(JSON.stringify({ losses, cli: { status: cli.status, stdout: cli.stdout, stderr: cli.stderr.slice(-2000) } }));
     process.exit(0);
   `);
   if ("skip" in child) return t.skip(child.skip);
   assert.equal(child.status, 0, child.stderr);
-  const got = JSON.parse(child.stdout.trim().split("\n").pop()!).losses as number[];
+  const out = JSON.parse(child.stdout.trim().split("\n").pop()!) as { losses: number[]; cli: { status: number; stdout: string; stderr: string } };
+  const got = out.losses;
+  assert.equal(out.cli.status, 0, out.cli.stderr);
+  const wasmCli = spawnSync(process.execPath, ["bin/boft.js", "generate", "--model", MODEL_DIR, "--prompt", r.prompt, "--max-new-tokens", "12"], { encoding: "utf8" });
+  assert.equal(wasmCli.status, 0, wasmCli.stderr);
+  assert.equal(out.cli.stdout, wasmCli.stdout, "boft generate --device webgpu prints what it prints on wasm");
   const model = await modelFiles();
   const want: number[] = [];
   for await (const e of trainOnText(adapterFor(model, r), r)) if (e.kind === "step") want.push(e.loss);
