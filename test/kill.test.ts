@@ -169,6 +169,24 @@ test(`boft train killed ${KILLS} times with SIGKILL, resumed each time: adapter,
   assert.equal(handMade.code, 0, handMade.stderr);
   finished();
 
+  // Killed after training, while writing the final adapter: the log is complete ("done" included), adapter/ is not.
+  fs.rmSync(run, { recursive: true, force: true });
+  fs.cpSync(ref, run, { recursive: true });
+  fs.rmSync(nodePath.join(out, "adapter", "adapter_config.json"));
+  fs.renameSync(nodePath.join(out, "adapter", "adapter_model.safetensors"), nodePath.join(out, "adapter", "adapter_model.safetensors.tmp-99996"));
+  processes++;
+  const afterDone = await train(run, true);
+  assert.equal(afterDone.code, 0, afterDone.stderr);
+  finished();
+  // Killed between the last checkpoint and logging "done": the resumed run takes no step, yet logs the same final loss.
+  const log = nodePath.join(out, "metrics.jsonl");
+  fs.writeFileSync(log, fs.readFileSync(log, "utf8").replace(/\{"kind":"done".*\n$/, ""));
+  fs.rmSync(nodePath.join(out, "adapter"), { recursive: true });
+  processes++;
+  const beforeDone = await train(run, true);
+  assert.equal(beforeDone.code, 0, beforeDone.stderr);
+  finished();
+
   const seconds = (performance.now() - started) / 1000;
   t.diagnostic(`${kills} kills (${inWrite} inside a checkpoint write), ${processes} processes, ${completed} completed runs compared; ${seconds.toFixed(1)} s, uninterrupted run ${(whole.ms / 1000).toFixed(1)} s`);
   assert.ok(inWrite >= 1, "at least one kill landed inside a checkpoint write");

@@ -129,7 +129,8 @@ export function startRunOutput(cfg: RunConfig, o: RunFolderOptions & { resumed?:
 
 /**
  * metrics.jsonl as it stood when the checkpoint of `step` (in `checkpointDir`) was written: what a killed run logged
- * after it is dropped, a last line cut short by the kill too, and the checkpoint's own line is restored if the kill
+ * after it is dropped, a last line cut short by the kill too, so is the end of a finished run ("done": the resumed run
+ * logs it again), and the checkpoint's own line is restored if the kill
  * came between writing the checkpoint and logging it (so a resumed log equals an uninterrupted one).
  */
 function metricsUpTo(metricsPath: string, step: number, checkpointDir: string): string {
@@ -139,12 +140,15 @@ function metricsUpTo(metricsPath: string, step: number, checkpointDir: string): 
   const kept: string[] = [];
   for (const [i, line] of lines.entries()) {
     if (!line) continue;
-    let e: { kind?: string; step?: number };
+    let e: { kind?: string; step?: number; stopped?: boolean };
     try {
       e = JSON.parse(line) as typeof e;
     } catch {
       throw new FormatError(`${metricsPath}:${i + 1}: not a JSON line; the log is damaged (not by a kill, which can only cut the last line).`);
     }
+    // A finished run's "done" goes too, and the final evaluation logged after it: the resumed run logs them again
+    // (the kill came after training, while writing).
+    if (e.kind === "done" && !e.stopped) break;
     if (typeof e.step === "number" && e.step <= step) kept.push(line);
   }
   const logged = kept.some((l) => {

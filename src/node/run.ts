@@ -23,7 +23,7 @@ import { type AdaptedModel, type Trainable, adaptedModel, addAdapter, initWeight
 import type { ModelDef, Weights } from "../models/model.js";
 import { trainIter, type Task, type TrainEvent } from "../train/trainer.js";
 import { lmTask, classifyTask, evaluateLm, evaluateClassifier, type LmTaskOptions, type ClassifyTaskOptions } from "../train/tasks.js";
-import { toJsonLine, lossCurves, type EvalEvent } from "../train/metrics.js";
+import { toJsonLine, parseJsonLines, lossCurves, type EvalEvent } from "../train/metrics.js";
 import { linePlot } from "../plot/svg.js";
 import { treeToHostAsync } from "../train/host-tree.js";
 import { loadBrown } from "./data/brown.js";
@@ -237,6 +237,17 @@ export interface RunTrainingOptions extends RunFolderOptions {
  * folder's state are checked (run-guard.ts): a new run refuses a non-empty folder unless `overwrite`, `resume`
  * continues only a checkpoint of the same settings.
  */
+/** The loss of the last step event in a metrics.jsonl, or undefined. */
+function lastLoggedLoss(metricsPath: string): number | undefined {
+  let loss: number | undefined;
+  for (const line of fs.readFileSync(metricsPath, "utf8").split("\n")) {
+    if (!line) continue;
+    const e = JSON.parse(line) as { kind?: string; loss?: number };
+    if (e.kind === "step") loss = e.loss;
+  }
+  return loss;
+}
+
 export async function runTraining(cfg: RunConfig, o: RunTrainingOptions = {}): Promise<RunResult> {
   checkTrainSettings(cfg.train, cfg.file);
   const p = o.prepared ?? (await prepareRun(cfg));
@@ -252,7 +263,11 @@ export async function runTraining(cfg: RunConfig, o: RunTrainingOptions = {}): P
   const resume = from ? loadCheckpoint(from, layout, fullKeys) : undefined;
   const metricsPath = startRunOutput(cfg, { ...o, resumed: resume && from ? { step: resume.step, dir: from } : undefined });
   const events: TrainEvent[] = [];
+  // A run resumed from its last checkpoint takes no step: its final loss is the last one the log holds.
+  let lastLoss = resume ? lastLoggedLoss(metricsPath) : undefined;
   const log = (e: TrainEvent) => {
+    if (e.kind === "step") lastLoss = e.loss;
+    if (e.kind === "done" && e.finalLoss === undefined && lastLoss !== undefined) e = { ...e, finalLoss: lastLoss };
     events.push(e);
     fs.appendFileSync(metricsPath, toJsonLine(e as never) + "\n");
     o.onEvent?.(e);
@@ -295,14 +310,17 @@ export async function runTraining(cfg: RunConfig, o: RunTrainingOptions = {}): P
     : withTrained(model, trained);
   // The trainer already evaluated the final weights when its eval schedule reached the last step.
   const finalStep = events.reduce((s, e) => (e.kind === "done" ? e.step : s), cfg.train.steps);
-  const last = events.filter((e): e is EvalEvent => e.kind === "eval" && e.step === finalStep);
+  // From the log, not this process's events: a run resumed from its final checkpoint finds them there.
+  const logged = parseJsonLines(fs.readFileSync(metricsPath, "utf8")) as unknown as TrainEvent[];
+  const last = logged.filter((e): e is EvalEvent => e.kind === "eval" && e.step === finalStep);
   let finalEval = last;
   if (!last.length) {
     // Logged like the trainer's evaluations, so metrics.jsonl and loss.svg end with the final model too.
     finalEval = (await evaluatePrepared({ ...p, model: withWeights } as Prepared, withWeights.active ? trainableOf(withWeights) : null)).map((e) => ({ ...e, step: finalStep }));
     for (const e of finalEval) log(e);
   }
-  const curves = lossCurves(events);
+  // The whole log, so a resumed run's plot starts at step 0 too.
+  const curves = lossCurves(parseJsonLines(fs.readFileSync(metricsPath, "utf8")) as never);
   atomicWriteFile(
     nodePath.join(cfg.output, "loss.svg"),
     linePlot(curves.map((c) => ({ name: c.name, points: c.points, mode: c.name === "train" ? "line" : "both" })), { title: `${nodePath.basename(cfg.output)}: loss`, xLabel: "step", yLabel: "loss", logY: true }),
