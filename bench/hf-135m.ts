@@ -48,7 +48,7 @@ const defaults = {
   rounds: 1, // every run this many times, boft and PyTorch interleaved
   torch: true,
   sync: false, // forward with synchronous reads (eager, one thread), as before, for comparison
-  async: false, // generation with asynchronous reads (generateStream), for comparison
+  async: false, // generation with asynchronous reads (GenerateOptions.asyncReads), for comparison
   heapGiB: 4, // jax-js wasm heap created at this size (0: jax-js's default, grown on demand); see src/node/heap.ts
   blockSize: 8, // BOFT b: 576 = 72 blocks of 8
   nFactors: 2, // BOFT m
@@ -129,7 +129,7 @@ async function child(kind: string, batch: number, T: number, o: Options): Promis
   const { np, fromHost, toHost, toHostAsync, tree, blockUntilReady } = await import("../src/engine/index.js");
   const { llama } = await import("../src/models/llama.js");
   const { adaptedModel, addAdapter, forward, trainableOf } = await import("../src/models/adapted.js");
-  const { generate, generateAsync } = await import("../src/models/generate.js");
+  const { generate } = await import("../src/models/generate.js");
   const { boftConfig } = await import("../src/methods/boft/config.js");
   const { loraConfig } = await import("../src/methods/lora/config.js");
   const { rng } = await import("../src/data/rng.js");
@@ -253,8 +253,8 @@ async function child(kind: string, batch: number, T: number, o: Options): Promis
     detail += `; ${what}: ${trainable} trainable; first step ${stepTimes[0].toFixed(1)} s (CPU ${stepCpu[0].toFixed(1)} s); losses ${losses.map((l) => l.toFixed(3)).join(" ")}`;
   } else if (kind === "generate") {
     const prompt = Array.from({ length: T }, () => r.nextInt(V));
-    // Synchronous reads unless --async: a token's kernels are too small for asynchronous dispatch to pay.
-    const run = (n: number) => (o.async ? generateAsync(base, prompt, { maxNewTokens: n }) : Promise.resolve(generate(base, prompt, { maxNewTokens: n })));
+    // Synchronous reads on wasm unless --async: a token's kernels are too small for asynchronous dispatch to pay.
+    const run = (n: number) => generate(base, prompt, { maxNewTokens: n, asyncReads: o.async });
     await run(2); // warm-up
     const t0 = performance.now();
     const c0 = cpu();

@@ -11,22 +11,17 @@
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
-import { installThreads, threadCount, shutdownThreads } from "../src/node/threads.js";
-import { presizeHeap } from "../src/node/heap.js";
-import { median } from "../src/train/metrics.js";
+// Threads and heap (boft/preload) must exist before jax-js is evaluated, so the engine is imported after it.
+import { threadCount, shutdownThreads } from "boft/preload";
 
 const args = process.argv.slice(2);
 const asJson = args.includes("--json");
 const quick = args.includes("--quick");
-// Threads must exist before jax-js is evaluated, so the engine is imported after this line.
-installThreads();
-presizeHeap();
-const { np, jit, valueAndGrad, blockUntilReady, tree } = await import("../src/engine/index.js");
-const { boftLinear, boftBlocks, boftMerge } = await import("../src/methods/boft/layer.js");
-const { oftLinear, oftBlocks } = await import("../src/methods/oft/layer.js");
-const { linear } = await import("../src/methods/base-layers.js");
+const { jax, layers, median } = await import("boft");
+const { numpy: np, jit, valueAndGrad, blockUntilReady, tree } = jax;
+const { boftLinear, boftBlocks, boftMerge, oftLinear, oftBlocks, linear } = layers;
 const { renderTable } = await import("../cli/table.js");
-type Arr = import("../src/engine/index.js").Arr;
+type Arr = import("boft").jax.Array;
 
 const root = nodePath.resolve(nodePath.dirname(new URL(import.meta.url).pathname), "../..");
 

@@ -13,10 +13,7 @@ import * as os from "node:os";
 import * as nodePath from "node:path";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { writeSafetensors, SafetensorsReader } from "../src/node/safetensors-file.js";
-import { saveAdapter } from "../src/node/adapter-files.js";
-import { encode, type StDType } from "../src/formats/dtype.js";
-import { boftConfig } from "../src/methods/boft/config.js";
+import type { StDType } from "boft/node";
 
 const defaults = {
   gb: 2.1, // target checkpoint size in GB (10^9 bytes); rounded up to whole layers of 4 projections
@@ -67,7 +64,7 @@ const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
 function runChild(base: string, adapter: string, out: string, chunkMib: number): void {
   // Child: the merge alone, so maxRSS is the merge's.
   const baseline = process.memoryUsage().rss;
-  void import("../src/node/merge-checkpoint.js").then(({ mergeCheckpoint }) => {
+  void import("boft/node").then(({ mergeCheckpoint }) => {
     const afterLoad = process.memoryUsage().rss;
     const t0 = performance.now();
     const r = mergeCheckpoint({ base, adapter, out, chunkBytes: chunkMib * 2 ** 20 });
@@ -77,9 +74,11 @@ function runChild(base: string, adapter: string, out: string, chunkMib: number):
   });
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   if (argv[0] === "--child") return runChild(argv[1], argv[2], argv[3], Number(argv[4]));
+  // Loaded here, not at the top: the child measures its memory from before the library (and engine) load.
+  const { writeSafetensors, SafetensorsReader, saveAdapter, encodeDType: encode, boftConfig } = await import("boft/node");
   const o = parse(argv);
   const bytesPer = o.dtype === "F32" ? 4 : 2;
   const tensorBytes = o.dim * o.dim * bytesPer;
@@ -147,4 +146,4 @@ function main(): void {
   }
 }
 
-main();
+await main();

@@ -15,13 +15,12 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { cpus, loadavg } from "node:os";
-import { installThreads } from "../src/node/threads.js";
-import { linePlot, type PlotSeries } from "../src/plot/svg.js";
-import { MODEL_PRESETS, findModelPreset, presetModelShape } from "../src/formats/hf-model-shapes.js";
-import { PAPER_CLAIMS, explainClaim, claimMethod, CANDIDATE_TARGETS } from "../src/methods/paper-counts.js";
-import { planParameters } from "../src/methods/planner.js";
 import { renderTable, formatNumber } from "../cli/table.js";
-import type { ConfigResult, ExpressivityOptions, ExpressivityResult, PaperFindings } from "../src/experiments/expressivity.js";
+import type { PlotSeries, experiments } from "boft";
+type ConfigResult = experiments.ConfigResult;
+type ExpressivityOptions = experiments.ExpressivityOptions;
+type ExpressivityResult = experiments.ExpressivityResult;
+type PaperFindings = experiments.PaperFindings;
 
 const { values } = parseArgs({
   options: {
@@ -35,11 +34,15 @@ const { values } = parseArgs({
     replot: { type: "string" },
   },
 });
+// Worker threads (boft/preload; --threads N unless BOFT_THREADS says otherwise) exist before the engine loads.
+if (values.threads !== undefined && process.env.BOFT_THREADS === undefined) process.env.BOFT_THREADS = values.threads;
+const { threadCount } = await import("boft/preload");
+const { linePlot, MODEL_PRESETS, findModelPreset, presetModelShape, PAPER_CLAIMS, explainClaim, claimMethod, CANDIDATE_TARGETS, planParameters, experiments: exp } = await import("boft");
 if (values.replot) {
   // Redraw the plot (and the tables) from a saved expressivity.json, without training again.
   const { readFileSync } = await import("node:fs");
   const saved = JSON.parse(readFileSync(values.replot, "utf8")) as ExpressivityResult;
-  const { paperFindings } = await import("../src/experiments/expressivity.js");
+  const { paperFindings } = exp;
   const out = values.out ?? join("runs", "paper");
   mkdirSync(out, { recursive: true });
   writeFileSync(join(out, "expressivity.svg"), expressivityPlot(saved));
@@ -51,10 +54,8 @@ if (values.replot) {
 const quick = Boolean(values.quick);
 const num = (v: string | undefined, d: number) => (v === undefined ? d : Number(v));
 const outDir = values.out ?? join("runs", "paper");
-const threads = installThreads({ threads: values.threads === undefined ? undefined : Number(values.threads) });
-
-// The engine loads here, after the thread shim.
-const { runExpressivity, expressivityPreset, paperFindings, fullOftPreimage, boftSpecError } = await import("../src/experiments/expressivity.js");
+const threads = threadCount();
+const { runExpressivity, expressivityPreset, paperFindings, fullOftPreimage, boftSpecError } = exp;
 
 const started = performance.now();
 const cpu0 = process.cpuUsage();
@@ -91,7 +92,7 @@ console.log("");
 for (const line of expressivityChecks(expr.results, paperFindings)) console.log(line);
 
 if (options.configs.some((c) => c.nFactors === 1 && c.blockSize === n)) {
-  const { randomRotation } = await import("../src/experiments/random-rotation.js");
+  const { randomRotation } = exp;
   const t = performance.now();
   const pre = await fullOftPreimage(randomRotation(n, options.seeds[0]).q, n);
   const full = expr.results.find((r) => r.nFactors === 1 && r.blockSize === n)!;

@@ -2,20 +2,26 @@
  * The `boft` command line. Each sub-command lives in cli/commands/<name>.ts; this file parses, dispatches and
  * turns errors into one line on stderr and a non-zero exit (1 for bad input, 2 for bad usage).
  */
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { BoftError } from "../src/errors.js";
+import { BoftError, init } from "boft/node";
 import { type Command, UsageError } from "./command.js";
 import { mergeCommand } from "./commands/merge.js";
 import { inspectCommand } from "./commands/inspect.js";
 import { trainCommand } from "./commands/train.js";
 import { evalCommand } from "./commands/eval.js";
 import { generateCommand } from "./commands/generate.js";
-import { selectDevice } from "../src/node/device.js";
 
 const commands: Command[] = [trainCommand, evalCommand, mergeCommand, inspectCommand, generateCommand];
 
+/** The package's version, from the package.json shipped beside dist/ (bin/boft.js runs dist/cli/main.js). */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { name: string; version: string };
+  return `${pkg.name} ${pkg.version}`;
+}
+
 function help(): string {
-  const lines = ["usage: boft <command> [options]", "", "commands:"];
+  const lines = ["usage: boft <command> [options]", "       boft --version", "", "commands:"];
   for (const c of commands) lines.push(`  ${c.name.padEnd(10)} ${c.summary}`);
   lines.push("", "Every command takes --device wasm|webgpu|auto (default: BOFT_DEVICE, else wasm).");
   lines.push("Run `boft <command> --help` for a command's options.");
@@ -51,6 +57,10 @@ export async function main(argv: string[]): Promise<number> {
     console.log(help());
     return name ? 0 : 2;
   }
+  if (name === "--version" || name === "-V" || name === "version") {
+    console.log(version());
+    return 0;
+  }
   const command = commands.find((c) => c.name === name);
   if (!command) {
     console.error(`boft: unknown command "${name}"\n\n${help()}`);
@@ -62,7 +72,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   try {
     const { device, rest } = takeDevice(args);
-    await selectDevice(device);
+    await init({ device: device as "wasm" | "webgpu" | "auto" | undefined });
     const options = Object.fromEntries(Object.entries(command.options).map(([k, { description: _d, valueName: _v, ...o }]) => [k, o]));
     const { values, positionals } = parseArgs({ args: rest, options, allowPositionals: true, strict: true });
     return await command.run(values as Record<string, string | boolean | string[] | undefined>, positionals);

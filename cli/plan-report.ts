@@ -5,13 +5,10 @@
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { boftConfig } from "../src/methods/boft/config.js";
-import { oftConfig } from "../src/methods/oft/config.js";
-import { loraConfig } from "../src/methods/lora/config.js";
-import type { AdapterMethod } from "../src/methods/method.js";
-import { type ModelShape, type ParameterPlan, planParameters, groupPlannedModules } from "../src/methods/planner.js";
-import { PAPER_CLAIMS, explainClaim, type PaperClaim } from "../src/methods/paper-counts.js";
-import { MODEL_PRESETS, findModelPreset, presetModelShape, modelShapeFromConfig } from "../src/formats/hf-model-shapes.js";
+import {
+  boftConfig, oftConfig, loraConfig, planParameters, groupPlannedModules, PAPER_CLAIMS, explainClaim, MODEL_PRESETS, findModelPreset, presetModelShape, modelShapeFromConfig,
+  type AdapterMethod, type ModelShape, type ParameterPlan, type PaperClaim,
+} from "boft";
 import { UsageError, optionalNumber } from "./command.js";
 import { renderTable, formatNumber } from "./table.js";
 

@@ -11,10 +11,7 @@
  */
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
-import { charTokenizerJson, charTokenizerConfig } from "../src/data/char-tokenizer.js";
-import { atomicWriteFile } from "../src/node/atomic.js";
-import { readRunConfig } from "../src/node/run-config.js";
-import { runTraining } from "../src/node/run.js";
+import { charTokenizerJson, charTokenizerConfig, readRunConfig, runTraining, atomicWriteFile } from "boft/node";
 import { createProgress } from "../cli/progress.js";
 
 const root = nodePath.resolve(nodePath.dirname(new URL(import.meta.url).pathname), "../..");
@@ -28,6 +25,7 @@ async function pretrain(name: string, example: string, exportTo: (modelDir: stri
   if (steps !== undefined) cfg.train.steps = steps;
   const progress = createProgress({ total: cfg.train.steps, label: `pretrain ${name}`, unit: cfg.data.kind === "mnist" ? "samples" : "tok" });
   const r = await runTraining(cfg, {
+    overwrite: true, // regenerating the assets replaces the earlier pretraining run
     onEvent: (e) => {
       if (e.kind === "step") progress.update(e.step, { loss: e.loss, items: e.items });
       if (e.kind === "eval") progress.log(`step ${e.step} ${e.split}: loss ${e.loss.toFixed(4)} ${JSON.stringify(e.metrics)}`);

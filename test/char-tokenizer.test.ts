@@ -6,13 +6,14 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
-import { loadHfTokenizer } from "../src/node/hf-model.js";
+import { folderFiles } from "../src/node/hf-model.js";
+import { loadHfTokenizer } from "../src/models/hf-load.js";
 import { charTokenizerJson, charTokenizerConfig } from "../src/data/char-tokenizer.js";
 import { encode, decode, VOCAB_SIZE, UNK_ID } from "../src/data/text.js";
 import { rng } from "../src/data/rng.js";
 
 const BROWN_LM = nodePath.join(process.cwd(), "assets", "brown-lm");
-const tok = loadHfTokenizer(BROWN_LM);
+const tok = loadHfTokenizer(folderFiles(BROWN_LM));
 
 function sameIds(text: string): void {
   const want = Array.from(encode(text));

@@ -6,10 +6,8 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, writeFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { runOnNodeWebGpu } from "./node-webgpu.js";
 import { np, initDevice, currentDevice, fromDraws, jaxDType } from "../src/engine/index.js";
 import { selectDevice } from "../src/node/device.js";
 import { ConfigError } from "../src/errors.js";
@@ -40,36 +38,6 @@ test("fromDraws: host rounding gives the bits of a float64 draw cast on the engi
   assert.deepEqual(f64.shape, [1, 257]);
   assert.deepEqual(Array.from(f64.dataSync()), Array.from(v));
 });
-
-const SWIFTSHADER = "/usr/lib/chromium/vk_swiftshader_icd.json";
-
-/** Runs `body` (an ES module) in a Node child with WebGPU selected; returns its stdout lines, or why it cannot. */
-export function runOnNodeWebGpu(body: string): { skip: string } | { stdout: string; stderr: string; status: number | null } {
-  let webgpu = true;
-  try {
-    import.meta.resolve("webgpu");
-  } catch {
-    webgpu = false;
-  }
-  if (!webgpu) return { skip: "the optional package `webgpu` is not installed" };
-  const env = { ...process.env };
-  if (existsSync(SWIFTSHADER)) {
-    env.LD_LIBRARY_PATH = ["/usr/lib/chromium", env.LD_LIBRARY_PATH].filter(Boolean).join(":");
-    env.VK_ICD_FILENAMES ??= SWIFTSHADER;
-  }
-  const dir = mkdtempSync(join(tmpdir(), "boft-webgpu-"));
-  try {
-    const file = join(dir, "probe.mjs");
-    writeFileSync(file, body);
-    const r = spawnSync(process.execPath, [file], { env, encoding: "utf8", timeout: 300_000 });
-    if (/gave no adapter|no navigator\.gpu/.test(r.stderr)) {
-      return { skip: `no WebGPU adapter in Node (${existsSync(SWIFTSHADER) ? "Dawn rejected Chromium's SwiftShader" : "no GPU, and no Debian chromium with SwiftShader"})` };
-    }
-    return { stdout: r.stdout, stderr: r.stderr, status: r.status };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 test("device: Node on WebGPU (optional `webgpu` package): float64 refused clearly, float32 init draws equal wasm's", async (t) => {
   const dist = join(process.cwd(), "dist", "src");

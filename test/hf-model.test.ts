@@ -302,7 +302,7 @@ describe("BOFT training on a loaded model: PEFT keys and config", () => {
       assert.ok(last < first * 0.95, `loss ${losses.map((l) => l.toFixed(3)).join(" ")}`);
 
       const out = nodePath.join(root, `adapter-${trained.size}`);
-      const keys = saveModelAdapter(m, out, { baseModelNameOrPath: dir, taskType: "CAUSAL_LM" });
+      const keys = await saveModelAdapter(m, out, { baseModelNameOrPath: dir, taskType: "CAUSAL_LM" });
       const want: string[] = [];
       for (let i = 0; i < hf.config.numHiddenLayers; i++) {
         for (const p of ["q_proj", "v_proj"]) for (const s of ["boft_R", "boft_s"]) want.push(adapterKey(`model.layers.${i}.self_attn.${p}`, s));
@@ -400,7 +400,7 @@ test(
 );
 
 describe("saveModelAdapter() / loadAdapter() round trip", () => {
-  test("OFT and LoRA adapters (non-identity) reload with the same logits; a mismatched file is refused", () => {
+  test("OFT and LoRA adapters (non-identity) reload with the same logits; a mismatched file is refused", async () => {
     const { dir } = fixture(CASES[1][0]);
     const hf = loadHfModel(dir, { tokenizer: false });
     const ids = sampleIds(13);
@@ -411,7 +411,7 @@ describe("saveModelAdapter() / loadAdapter() round trip", () => {
     for (const method of methods) {
       const m = addAdapter(adaptedModel(hf.def, hf.weights), "default", method, { rng: rng(4) });
       const out = nodePath.join(root, `roundtrip-${method.kind}`);
-      const keys = saveModelAdapter(m, out, { baseModelNameOrPath: dir, taskType: "CAUSAL_LM" });
+      const keys = await saveModelAdapter(m, out, { baseModelNameOrPath: dir, taskType: "CAUSAL_LM" });
       assert.equal(keys.length, method.kind === "OFT" ? 4 : 8);
       const back = loadAdapter(adaptedModel(hf.def, hf.weights), out).model;
       const err = relErr(logitsOf(back, ids), logitsOf(m, ids));
@@ -488,11 +488,11 @@ describe("generate()", () => {
     assert.ok(new Set(draw(4, { temperature: 3 })).size >= 4);
   });
 
-  test("greedy with the KV cache = greedy by recomputing the whole sequence", () => {
+  test("greedy with the KV cache = greedy by recomputing the whole sequence", async () => {
     const hf = loadHfModel(fixture(CASES[3][0]).dir);
     const m: CausalLm = adaptedModel(hf.def, hf.weights);
     const prompt = hf.tokenizer!.encode("the cat");
-    const fast = generate(m, prompt, { maxNewTokens: 8 });
+    const fast = await generate(m, prompt, { maxNewTokens: 8 });
     const slow: number[] = [];
     for (let i = 0; i < 8; i++) {
       const seq = [...prompt, ...slow];
@@ -528,13 +528,13 @@ describe("generate()", () => {
     dispose(hf);
   });
 
-  test("generation across a growth of the slot cache, with an adapter, = recomputing the sequence", () => {
+  test("generation across a growth of the slot cache, with an adapter, = recomputing the sequence", async () => {
     const hf = loadHfModel(fixture(CASES[0][0]).dir);
     const method = { kind: "BOFT" as const, config: boftConfig({ blockSize: 4, nButterflyFactor: 2, targetModules: null, initWeights: false }) };
     const m: CausalLm = addAdapter(adaptedModel(hf.def, hf.weights), "default", method, { rng: rng(5) });
     const vocab = (hf.def as LlamaDef).config.vocabSize;
     const prompt = Array.from({ length: SLOT_CHUNK - 2 }, (_, i) => (i * 7 + 3) % vocab); // slots run out after 2 tokens
-    const fast = generate(m, prompt, { maxNewTokens: 5 });
+    const fast = await generate(m, prompt, { maxNewTokens: 5 });
     const slow: number[] = [];
     for (let i = 0; i < 5; i++) {
       const logits = toHost(forward(m, { ids: idsArr([[...prompt, ...slow]]), lastOnly: true }).logits).data;
@@ -553,7 +553,7 @@ describe("boft generate", () => {
     const lines = r.stdout.trim().split("\n");
     return JSON.parse(lines[lines.length - 1]) as { prompt_ids: number[]; output_ids: number[]; text: string };
   };
-  test("base / adapter / merged; adapter and merged give the same tokens (greedy)", () => {
+  test("base / adapter / merged; adapter and merged give the same tokens (greedy)", async () => {
     const label = CASES[0][0];
     const { dir } = fixture(label);
     // The adapter trained above, or (when this test runs alone) a random non-identity one.
@@ -562,7 +562,7 @@ describe("boft generate", () => {
       adapter = nodePath.join(root, "cli-adapter");
       const hf = loadHfModel(dir, { tokenizer: false });
       const method = { kind: "BOFT" as const, config: boftConfig({ blockSize: 4, nButterflyFactor: 2, targetModules: null, initWeights: false }) };
-      saveModelAdapter(addAdapter(adaptedModel(hf.def, hf.weights), "default", method, { rng: rng(2) }), adapter, { baseModelNameOrPath: dir, taskType: "CAUSAL_LM" });
+      await saveModelAdapter(addAdapter(adaptedModel(hf.def, hf.weights), "default", method, { rng: rng(2) }), adapter, { baseModelNameOrPath: dir, taskType: "CAUSAL_LM" });
       dispose(hf);
     }
     const common = ["--model", dir, "--prompt", "the cat sat", "--max-new-tokens", "10", "--json"];
@@ -584,9 +584,9 @@ describe("boft generate", () => {
     const hf = loadHfModel(dir);
     const m = loadAdapter(adaptedModel(hf.def, hf.weights), adapter).model;
     const o = { maxNewTokens: 10, temperature: 0.8, topK: 50, topP: 0.9, seed: 3, stopIds: hf.eosTokenIds };
-    const again = generate(m, sampled.prompt_ids, o);
+    const again = await generate(m, sampled.prompt_ids, o);
     assert.deepEqual(again, sampled.output_ids);
-    assert.deepEqual(generate(m, sampled.prompt_ids, o), again);
+    assert.deepEqual(await generate(m, sampled.prompt_ids, o), again);
     dispose(hf);
   });
 

@@ -11,6 +11,7 @@ import {
   encode,
   randomBatch,
   sequentialBatches,
+  spreadBatches,
   splitTokens,
 } from "../src/data/text.js";
 
@@ -82,6 +83,26 @@ describe("data.sequentialBatches()", () => {
     assert.deepEqual(batches.map((b) => b.batchSize), [2, 2]); // 4 windows of 5 (+1 target)
     assert.deepEqual(Array.from(batches[1].inputs), [10, 11, 12, 13, 14, 15, 16, 17, 18, 19]);
     assert.deepEqual(Array.from(batches[1].targets), [11, 12, 13, 14, 15, 16, 17, 18, 19, 20]);
+  });
+});
+
+describe("data.spreadBatches()", () => {
+  it("picks windows evenly over the whole stream: a split of two texts is read in both", () => {
+    // Text A is tokens 0..99, text B 100..199 (as an eval split news+learned is the two val parts concatenated).
+    const tokens = Int32Array.from({ length: 201 }, (_, i) => i);
+    const batches = [...spreadBatches(tokens, { batchSize: 3, seqLen: 10, windows: 4 })];
+    assert.deepEqual(batches.map((b) => b.batchSize), [3, 1]);
+    const starts = batches.flatMap((b) => Array.from({ length: b.batchSize }, (_, r) => b.inputs[r * 10]));
+    assert.deepEqual(starts, [0, 50, 100, 150]); // windows 0, 5, 10, 15 of 20
+    assert.ok(starts.some((s) => s < 100) && starts.some((s) => s >= 100));
+    assert.deepEqual(Array.from(batches[1].targets), [151, 152, 153, 154, 155, 156, 157, 158, 159, 160]);
+  });
+
+  it("gives every window once when asked for more than there are", () => {
+    const tokens = Int32Array.from({ length: 23 }, (_, i) => i);
+    const all = [...spreadBatches(tokens, { batchSize: 2, seqLen: 5, windows: 100 })].map((b) => Array.from(b.inputs));
+    assert.deepEqual(all, [...sequentialBatches(tokens, { batchSize: 2, seqLen: 5 })].map((b) => Array.from(b.inputs)));
+    assert.throws(() => [...spreadBatches(tokens, { batchSize: 2, seqLen: 5, windows: 0 })], ConfigError);
   });
 });
 

@@ -113,9 +113,9 @@ test("resume from a snapshot ends with the same tensors as the uninterrupted run
   const task = teacherTask(32, 8, 32);
   const full = await train(model(method), task, { ...cfg, steps: 8 });
   let snap: TrainSnapshot | undefined;
-  const partial = await train(model(method), task, { ...cfg, steps: 8, snapshotEvery: 3 }, {
+  const partial = await train(model(method), task, { ...cfg, steps: 8, checkpointEvery: 3 }, {
     onEvent: (e) => {
-      if (e.kind === "snapshot" && e.step === 3) snap = e.snapshot;
+      if (e.kind === "checkpoint" && e.step === 3) snap = e.snapshot;
     },
   });
   tree.dispose(partial);

@@ -62,7 +62,8 @@ const state: PageState = { device: null, modelLoaded: false, busy: null, steps: 
 const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
 // Stop is a flag the worker reads between steps; shared memory reaches it even while a step keeps it busy.
 const stopFlag = typeof SharedArrayBuffer !== "undefined" && crossOriginIsolated ? new SharedArrayBuffer(4) : undefined;
-const send = (m: ToWorker, transfer: Transferable[] = []) => worker.postMessage(m, transfer);
+// Picked files are moved, not copied, to the worker (a set: two views of one buffer move it once).
+const send = (m: ToWorker, transfer: ArrayBufferLike[] = []) => worker.postMessage(m, [...new Set(transfer)] as Transferable[]);
 
 function method(): "BOFT" | "OFT" | "LORA" {
   return (document.querySelector<HTMLInputElement>("input[name=method]:checked")?.value ?? "BOFT") as "BOFT" | "OFT" | "LORA";
@@ -190,7 +191,8 @@ worker.onmessage = (e: MessageEvent<FromWorker>) => {
       $("stats").textContent = `training ${m.trainable.toLocaleString()} parameters…`;
       return;
     case "step":
-      if (state.firstStepMs === null && m.info.step === 1) state.firstStepMs = m.info.elapsed * 1000;
+      // From the click to the first finished step: tokenizing, the generation before, tracing and compiling included.
+      if (state.firstStepMs === null) state.firstStepMs = performance.now() - trainClickedAt;
       onStep(m.info);
       return;
     case "trained":
@@ -203,7 +205,7 @@ worker.onmessage = (e: MessageEvent<FromWorker>) => {
       setBusy(null);
       return;
     case "files":
-      for (const [name, bytes] of Object.entries(m.files)) download(m.kind === "merged" && !name.includes("/") ? name : name, bytes);
+      for (const [name, bytes] of Object.entries(m.files)) download(name, bytes);
       $("files-info").textContent = `Saved ${Object.keys(m.files).join(", ")}`;
       setBusy(null);
       return;
@@ -225,7 +227,7 @@ async function readPicked(list: FileList | null): Promise<Files> {
   return files;
 }
 
-function start(what: string, m: ToWorker, transfer: Transferable[] = []): void {
+function start(what: string, m: ToWorker, transfer: ArrayBufferLike[] = []): void {
   $("error").hidden = true;
   setBusy(what);
   send(m, transfer);
@@ -257,7 +259,9 @@ $("text-file").onchange = async (e) => {
   $("text-info").textContent = `${f.name}: ${f.size.toLocaleString()} bytes`;
 };
 document.querySelectorAll<HTMLInputElement>("input[name=method]").forEach((r) => (r.onchange = renderConfigForm));
+let trainClickedAt = 0;
 $("train").onclick = () => {
+  trainClickedAt = performance.now();
   state.steps = [];
   state.result = null;
   state.firstStepMs = null;

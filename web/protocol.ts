@@ -44,9 +44,10 @@ export type FromWorker =
   | { type: "ready"; device: "wasm" | "webgpu"; threads: boolean; note: string }
   | { type: "model"; summary: string; hasTokenizer: boolean }
   | { type: "generation"; which: "before" | "after" | "again"; text: string }
-  | { type: "started"; trainable: number; firstStepMs?: number }
+  | { type: "started"; trainable: number }
   | { type: "step"; info: StepInfo }
-  | { type: "trained"; stopped: boolean; losses: number[]; firstStepMs: number; secondsPerStep: number }
+  /** secondsPerStep: the mean of every step after the first (which includes compiling). */
+  | { type: "trained"; stopped: boolean; losses: number[]; secondsPerStep: number }
   | { type: "adapterLoaded"; summary: string }
   | { type: "files"; kind: "adapter" | "merged"; files: Files }
   | { type: "error"; message: string; during: string };

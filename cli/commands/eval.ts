@@ -1,7 +1,4 @@
-import { readRunConfig } from "../../src/node/run-config.js";
-import { prepareRun, evaluatePrepared, type Prepared } from "../../src/node/run.js";
-import { loadAdapter } from "../../src/node/model-adapter.js";
-import { trainableOf, type AdaptedModel } from "../../src/models/adapted.js";
+import { readRunConfig, evaluateRun } from "boft/node";
 import { type Command, requireString } from "../command.js";
 import { renderTable } from "../table.js";
 
@@ -16,13 +13,7 @@ export const evalCommand: Command = {
   },
   async run(values) {
     const cfg = readRunConfig(requireString(values, "config"));
-    const p = await prepareRun({ ...cfg, method: null });
-    let model = p.model as AdaptedModel<unknown, unknown>;
-    if (!values.base) {
-      const dir = typeof values.adapter === "string" ? values.adapter : `${cfg.output}/adapter`;
-      model = loadAdapter(model, dir).model;
-    }
-    const events = await evaluatePrepared({ ...p, model } as Prepared, model.active ? trainableOf(model) : null);
+    const events = await evaluateRun(cfg, { adapter: values.base ? null : typeof values.adapter === "string" ? values.adapter : `${cfg.output}/adapter`, onWarning: (w) => console.error(`warning: ${w}`) });
     console.log(renderTable(["split", "loss", ...Object.keys(events[0]?.metrics ?? {})], events.map((e) => [e.split, e.loss, ...Object.values(e.metrics ?? {})])));
     return 0;
   },

@@ -1,7 +1,4 @@
-import { mergeAndUnload, adaptedModel } from "../../src/models/adapted.js";
-import { generateIter, checkSampling, type CausalLm } from "../../src/models/generate.js";
-import { loadHfModel } from "../../src/node/hf-model.js";
-import { loadAdapter } from "../../src/node/model-adapter.js";
+import { loadCausalLm, fromPretrained, mergeAndUnload, generate, checkSampling, errors, type Model, type PeftModel } from "boft/node";
 import { type Command, UsageError, requireString, optionalNumber } from "../command.js";
 
 function intOption(values: Record<string, unknown>, name: string, fallback: number | undefined): number | undefined {
@@ -21,7 +18,7 @@ export const generateCommand: Command = {
     adapter: { type: "string", description: "PEFT adapter folder to apply (BOFT, OFT or LoRA)", valueName: "folder" },
     merge: { type: "boolean", description: "merge the adapter into the weights first (same tokens, faster)" },
     prompt: { type: "string", description: "the prompt text", valueName: "text" },
-    "max-new-tokens": { type: "string", description: "how many tokens to generate at most", valueName: "N" },
+    "max-new-tokens": { type: "string", description: "how many tokens to generate at most (generation stops at the model's max_position_embeddings)", valueName: "N" },
     temperature: { type: "string", description: "sampling temperature; 0 (default) is greedy", valueName: "T" },
     "top-k": { type: "string", description: "sample from the K most likely tokens only (default 0: off)", valueName: "K" },
     "top-p": { type: "string", description: "nucleus sampling mass (default 1: off)", valueName: "P" },
@@ -29,7 +26,7 @@ export const generateCommand: Command = {
     chat: { type: "boolean", description: "wrap the prompt as one user message with the model's chat template" },
     json: { type: "boolean", description: 'print {"prompt_ids", "output_ids", "text"} as the last line instead of streaming' },
   },
-  run(values) {
+  async run(values) {
     const folder = requireString(values, "model");
     const prompt = values.prompt;
     if (typeof prompt !== "string") throw new UsageError("missing --prompt");
@@ -46,36 +43,41 @@ export const generateCommand: Command = {
     if (values.merge && typeof adapterDir !== "string") throw new UsageError("--merge needs --adapter");
 
     const started = performance.now();
-    const hf = loadHfModel(folder);
-    for (const n of hf.notes) console.error(`note: ${n}`);
-    let m: CausalLm = adaptedModel(hf.def, hf.weights);
+    const base = await loadCausalLm(folder);
+    for (const n of base.notes) console.error(`note: ${n}`);
+    let m: Model | PeftModel = base;
     if (typeof adapterDir === "string") {
-      const loaded = loadAdapter(m, adapterDir);
-      for (const w of loaded.warnings) console.error(`warning: ${w}`);
-      m = loaded.model;
-      if (values.merge) m = adaptedModel(hf.def, mergeAndUnload(m));
+      const peft = await fromPretrained(base, adapterDir, { onWarning: (w) => console.error(`warning: ${w}`) });
+      m = values.merge ? mergeAndUnload(peft) : peft;
     }
-    const tok = hf.tokenizer!;
+    const tok = base.tokenizer!;
     const text = values.chat ? tok.applyChatTemplate([{ role: "user", content: prompt }], { addGenerationPrompt: true }) : prompt;
     // A rendered chat template already holds its special tokens (transformers: add_special_tokens=False).
     const promptIds = tok.encode(text, { addSpecialTokens: !values.chat });
+    // The model has no positions past max_position_embeddings: stop there rather than run on with untrained ones.
+    const maxPositions = base.config!.maxPositionEmbeddings;
+    if (promptIds.length >= maxPositions) {
+      throw new errors.ConfigError(`the prompt is ${promptIds.length} tokens; the model takes at most max_position_embeddings = ${maxPositions} in all`);
+    }
+    const newTokens = Math.min(maxNewTokens, maxPositions - promptIds.length);
+    if (newTokens < maxNewTokens) {
+      console.error(`note: stopping after ${newTokens} new tokens, at max_position_embeddings = ${maxPositions} (prompt ${promptIds.length} + ${maxNewTokens} asked would pass it)`);
+    }
     const loadedMs = performance.now() - started;
 
+    const it = generate(m, promptIds, { ...sampling, seed, maxNewTokens: newTokens });
     const out: number[] = [];
     let shown = "";
     const t0 = performance.now();
-    for (const id of generateIter(m, promptIds, { ...sampling, seed, maxNewTokens, stopIds: hf.eosTokenIds })) {
-      out.push(id);
-      if (values.json) continue;
-      // Stream whole characters only: a byte-level token can end inside a UTF-8 sequence.
-      const now = tok.decode(out, { skipSpecialTokens: true });
-      if (!now.endsWith("\uFFFD") && now.startsWith(shown)) {
-        process.stdout.write(now.slice(shown.length));
-        shown = now;
-      }
+    let r = await it.next();
+    for (; !r.done; r = await it.next()) {
+      out.push(r.value.id);
+      if (values.json || !r.value.text) continue;
+      process.stdout.write(r.value.text);
+      shown += r.value.text;
     }
+    const { text: textOut } = r.value;
     const secs = (performance.now() - t0) / 1000;
-    const textOut = tok.decode(out, { skipSpecialTokens: true });
     if (values.json) {
       console.log(JSON.stringify({ prompt_ids: promptIds, output_ids: out, text: textOut }));
     } else {

@@ -1,4 +1,4 @@
-import { inspectAdapter } from "../../src/node/inspect-adapter.js";
+import { inspectAdapter } from "boft/node";
 import { type Command, UsageError } from "../command.js";
 import { renderTable, formatNumber } from "../table.js";
 import { runPlan } from "../plan-report.js";

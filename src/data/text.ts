@@ -115,6 +115,21 @@ export function* sequentialBatches(tokens: ArrayLike<number>, opts: BatchOpts): 
   }
 }
 
+/**
+ * At most `windows` of sequentialBatches' non-overlapping windows, evenly spaced over the whole stream (window
+ * ⌊i·N/windows⌋ of N), so a split made of several texts is read in all of them, not just from its start.
+ * Deterministic: the same tokens every time. All N windows when `windows` ≥ N.
+ */
+export function* spreadBatches(tokens: ArrayLike<number>, opts: BatchOpts & { windows: number }): Generator<TokenBatch> {
+  const { batchSize, seqLen, windows } = opts;
+  checkBatchOpts("spreadBatches", tokens.length, opts);
+  if (!(Number.isInteger(windows) && windows >= 1)) throw new ConfigError(`spreadBatches: windows must be a positive integer (windows=${windows})`);
+  const nWindows = Math.floor((tokens.length - 1) / seqLen);
+  const count = Math.min(windows, nWindows);
+  const all = Int32Array.from({ length: count }, (_, i) => Math.floor((i * nWindows) / count) * seqLen);
+  for (let w = 0; w < count; w += batchSize) yield windowsAt(tokens, all.subarray(w, Math.min(count, w + batchSize)), seqLen);
+}
+
 /** Splits a token stream at `trainFraction` into [train, val] views (contiguous, so no window straddles both). */
 export function splitTokens<T extends Int32Array | Uint8Array>(tokens: T, trainFraction: number): [T, T] {
   if (!(trainFraction > 0 && trainFraction < 1)) {

@@ -16,6 +16,7 @@ import "core-js/actual/iterator/index.js";
 // jax-js tests `instanceof Float16Array` before it reads a Float64Array; Node 20 has no such global.
 (globalThis as { Float16Array?: unknown }).Float16Array ??= class Float16ArrayUnavailable {};
 
+import * as jax from "@jax-js/jax";
 import { ConfigError } from "../errors.js";
 import {
   init,
@@ -85,17 +86,30 @@ export function currentDevice(): Device {
   return defaultDevice() === "webgpu" ? "webgpu" : "wasm";
 }
 
+/** jax-js itself, the one copy boft runs on (for defining your own models and losses). */
+export { jax };
+
 export { np, lax, nn, random, tree, grad, valueAndGrad, vjp, jit, makeJaxpr, blockUntilReady, DType };
 export type Arr = JArray;
 
 /** The two float precisions the library computes in. */
 export type FloatDType = "float32" | "float64";
 
-/** Plain data at the library's edge: what formats read and write, and what callers pass around. */
-export interface HostTensor {
-  dtype: FloatDType;
+/** Every dtype a host tensor can carry: the float precisions, and int32 for token ids and class labels. */
+export type HostDType = FloatDType | "int32";
+
+/** The TypedArray that holds a host tensor of dtype D. */
+export type HostData<D extends HostDType = HostDType> = D extends "int32" ? Int32Array : D extends "float64" ? Float64Array : Float32Array;
+
+/**
+ * Plain data at the library's edge, the one host tensor type: what formats read and write, what the public API takes
+ * and returns. `data` is row-major with `shape`'s product elements. `HostTensor` alone is a float tensor;
+ * `HostTensor<"int32">` holds ids or labels; `HostTensor<HostDType>` is any of them.
+ */
+export interface HostTensor<D extends HostDType = FloatDType> {
+  dtype: D;
   shape: number[];
-  data: Float32Array | Float64Array;
+  data: HostData<D>;
 }
 
 /** The engine dtype of `d`. WebGPU has no float64, so asking for it there is a ConfigError rather than a kernel failure later. */
@@ -120,13 +134,14 @@ export function sizeOf(shape: readonly number[]): number {
 }
 
 /** Host data → engine array (copies). */
-export function fromHost(t: HostTensor): Arr {
+export function fromHost(t: HostTensor<HostDType>): Arr {
   if (t.data.length !== sizeOf(t.shape)) {
     throw new RangeError(`fromHost: data has ${t.data.length} values, shape [${t.shape}] needs ${sizeOf(t.shape)}`);
   }
+  const dtype = t.dtype === "int32" ? np.int32 : jaxDType(t.dtype);
   // jax-js cannot build an array from zero-length data; an empty tensor is all shape.
-  if (t.data.length === 0) return np.zeros(t.shape, { dtype: jaxDType(t.dtype) });
-  return np.array(t.data, { dtype: jaxDType(t.dtype) }).reshape(t.shape);
+  if (t.data.length === 0) return np.zeros(t.shape, { dtype });
+  return np.array(t.data, { dtype }).reshape(t.shape);
 }
 
 /** Engine array → host data. Consumes `a`. This is a sync point: pending work runs here. */

@@ -22,7 +22,7 @@
  */
 import { np, jit, valueAndGrad, tree, type Arr } from "../engine/index.js";
 import { ConfigError } from "../errors.js";
-import { checkButterflyShape, cayley, cayleyJit, inverseNoPivot, orthogonalityError, skewFromFull, rotateRows } from "../math/index.js";
+import { checkButterflyShape, cayleySolve, cayleyJit, inverseNoPivot, orthogonalityError, skewFromFull, rotateRows } from "../math/index.js";
 import { boftCount } from "../methods/param-count.js";
 import { adamw, type AdamWState } from "../train/optim.js";
 import { lrAt } from "../train/schedule.js";
@@ -163,7 +163,7 @@ export async function fullOftPreimage(q: Float64Array, n: number): Promise<{ max
   const skewness = await np.abs(s.ref.add(np.matrixTranspose(s.ref))).max().data();
   const maxAbs = await np.abs(s.ref).max().data();
   const frobenius = await np.sqrt(s.ref.mul(s.ref).sum()).data();
-  const d = cayley(s).sub(qa);
+  const d = cayleySolve(s).sub(qa);
   const error = await np.sqrt(d.ref.mul(d).sum()).data();
   return { maxAbs: maxAbs[0], frobenius: frobenius[0], skewness: skewness[0], error: error[0] };
 }

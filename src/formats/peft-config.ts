@@ -10,7 +10,7 @@ import { type BoftConfig, boftConfig } from "../methods/boft/config.js";
 import { type OftConfig, oftConfig } from "../methods/oft/config.js";
 import { type LoraConfig, loraConfig } from "../methods/lora/config.js";
 import { pyRepr } from "../methods/config-checks.js";
-import type { AdapterMethod } from "../methods/method.js";
+import { type AdapterMethod, METHODS, METHOD_KINDS, isMethodKind } from "../methods/registry.js";
 import { type PyJson, PyFloat, pyJsonDumps } from "./py-json.js";
 import { jsonObject, preview } from "./json-object.js";
 
@@ -123,8 +123,6 @@ const LORA_NEWER_UNMODELLED: Readonly<Record<string, PyJson>> = { kasa_config: n
 
 const BASE_KEYS = ["auto_mapping", "base_model_name_or_path", "inference_mode", "peft_type", "peft_version", "revision", "task_type"];
 
-const CLASS_NAME = { BOFT: "BOFTConfig", OFT: "OFTConfig", LORA: "LoraConfig" } as const;
-
 /** adapter_config.json text exactly as PEFT's save_pretrained writes it (no trailing newline). */
 export function toAdapterConfigJson(method: AdapterMethod, extra: AdapterConfigExtra = {}): string {
   const { baseModelNameOrPath = null, taskType = null, revision = null, autoMapping = null } = extra;
@@ -160,8 +158,8 @@ export function parseAdapterConfig(text: string, source: string): ParsedAdapterC
   }
   if (!("peft_type" in obj)) throw new FormatError(`${source}: missing required key "peft_type".`);
   const kind = obj.peft_type;
-  if (kind !== "BOFT" && kind !== "OFT" && kind !== "LORA") {
-    throw new FormatError(`${source}: peft_type ${preview(kind)} is not supported (supported: BOFT, OFT, LORA).`);
+  if (!isMethodKind(kind)) {
+    throw new FormatError(`${source}: peft_type ${preview(kind)} is not supported (supported: ${METHOD_KINDS.join(", ")}).`);
   }
   const str = (k: string): string | null => {
     const v = obj[k] ?? null;
@@ -191,7 +189,7 @@ export function parseAdapterConfig(text: string, source: string): ParsedAdapterC
   const unknown = Object.keys(obj).filter((k) => !known.has(k)).sort();
   if (unknown.length > 0) {
     warnings.push(
-      `${source}: ignoring keys unknown to ${CLASS_NAME[kind]}: ${pyRepr(unknown)}. The file was probably ` +
+      `${source}: ignoring keys unknown to ${METHODS[kind].className}: ${pyRepr(unknown)}. The file was probably ` +
         "written by a newer PEFT; these settings are dropped.",
     );
   }

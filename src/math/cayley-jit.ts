@@ -11,7 +11,7 @@
  * with pivoting, though (they grow with ‖S‖), so large skew entries cost digits: at |S_ij| ~ 30, b = 32, f32, the
  * plain elimination's Q is orthogonal to 8e-4 where the pivoted solve reaches 5e-6. One Newton step on the inverse,
  * X ← X(2I − AX), brings it back to 2e-5 for two batched matmuls, so it is on by default (`refine`).
- * For a general matrix use `cayley` (LU with pivoting, eager only).
+ * For a general matrix use `cayleySolve` (LU with pivoting, eager only).
  */
 import { np, lax, type Arr, fusionBarrier } from "../engine/index.js";
 import { ShapeError } from "../errors.js";
@@ -73,7 +73,7 @@ function inverseValue(a: Arr, leaf: number): Arr {
 
 /**
  * Exact Cayley transform Q = (I + S)⁻¹(I − S) of skew blocks s [..., b, b], jit-able (no solve).
- * Agrees with `cayley` to rounding. Consumes s.
+ * Agrees with `cayleySolve` to rounding. Consumes s.
  */
 export function cayleyJit(s: Arr, opts: InverseOptions = {}): Arr {
   const b = s.shape[s.shape.length - 1];

@@ -42,21 +42,13 @@ export function skewFromPacked(v: Arr, b: number): Arr {
   return fusionBarrier(upper.ref.sub(np.matrixTranspose(upper)));
 }
 
-/** Packed strict upper triangle of a [..., b, b] matrix → [..., b(b−1)/2]. Consumes a. */
-export function packUpper(a: Arr): Arr {
-  const b = a.shape[a.shape.length - 1];
-  const lead = a.shape.slice(0, -2);
-  const e = triuScatter(b, a.dtype); // [k, b·b]
-  return np.matmul(a.reshape([-1, b * b]), np.matrixTranspose(e)).reshape([...lead, (b * (b - 1)) / 2]);
-}
-
 function eyeLike(s: Arr): Arr {
   const b = s.shape[s.shape.length - 1];
   return np.eye(b, undefined, { dtype: s.dtype });
 }
 
 /** Exact Cayley transform Q = (I + S)⁻¹(I − S) of skew blocks S [..., b, b]. Consumes s. Not jit-able (solve). */
-export function cayley(s: Arr): Arr {
+export function cayleySolve(s: Arr): Arr {
   const eye = eyeLike(s);
   return np.linalg.solve(eye.ref.add(s.ref), eye.sub(s));
 }
@@ -64,7 +56,7 @@ export function cayley(s: Arr): Arr {
 /**
  * PEFT's Cayley–Neumann polynomial with `terms` = K: I + 2A + 2A² + … + 2A^{K−2} + A^{K−1}
  * (K=1 → I, K=2 → I+2A, and K=3 and K=4 both give I+2A+2A²+A³, as in PEFT ≥ 0.18).
- * It approximates (I + A)(I − A)⁻¹, the transpose of `cayley(A)`; PEFT uses it as is, and so do we.
+ * It approximates (I + A)(I − A)⁻¹, the transpose of `cayleySolve(A)`; PEFT uses it as is, and so do we.
  * Consumes a.
  */
 export function cayleyNeumann(a: Arr, terms: number): Arr {

@@ -1,9 +1,10 @@
 /**
  * Parameter planner: how many parameters an adapter config puts on a model, before anything is allocated.
  *
- * Pure (no engine): a model shape (its adaptable modules) and a method config in, per-module and total counts out.
- * Targets are matched with PEFT's rule (targets.ts) and each layer's block shape is resolved with PEFT's checks
- * (resolveBoftShape / resolveOftShape), so a config PEFT would reject fails here with the same message.
+ * Pure (allocates no arrays): a model shape (its adaptable modules) and a method config in, per-module and total
+ * counts out. Each module is planned exactly as an adapter would be (methods/adapter.ts planLayer: PEFT's target
+ * rule, then the method record's shape resolution with PEFT's checks), so a config PEFT would reject fails here
+ * with the same message, and the counts, shapes and tensors are the method record's own.
  *
  * Counts per adapted module (n = in_features, or in·kh·kw for a Conv2d):
  *   stored     what the adapter file holds. BOFT boft_R [m, D, b, b] + boft_s: m·n·b + out. OFT oft_R packed upper
@@ -15,8 +16,7 @@
  *              modules' biases; "all": every bias the model shape lists). Reported apart from the adapter.
  */
 import { ConfigError } from "../errors.js";
-import type { AdapterMethod } from "./registry.js";
-import { methodRecord, type ModuleInfo } from "./registry.js";
+import { type AdapterMethod, type ModuleInfo, methodRecord } from "./registry.js";
 import { planLayer, layerParamShapes } from "./adapter.js";
 import { type TargetFields, matchesTarget, defaultTargetModules } from "./targets.js";
 

@@ -4,11 +4,11 @@
  */
 import { ConfigError } from "../errors.js";
 import type { MethodRecord, MethodConfigBase, LayerShapeBase, ModuleInfo } from "./record.js";
-
-export type { ModuleInfo };
 import { boft } from "./boft/index.js";
 import { oft } from "./oft/index.js";
 import { lora } from "./lora/index.js";
+
+export type { ModuleInfo };
 
 /** Every method, by peft_type. */
 export const METHODS = { BOFT: boft, OFT: oft, LORA: lora } as const;
@@ -17,7 +17,9 @@ type Methods = typeof METHODS;
 
 /** A supported peft_type. */
 export type MethodKind = keyof Methods;
+/** The config, layer shape and layer parameters of method K, read off its record. */
 type ConfigOf<K extends MethodKind> = Methods[K] extends MethodRecord<K, infer C, LayerShapeBase, unknown> ? C : never;
+/** The resolved layer shape of method K, read off its record. */
 export type ShapeOf<K extends MethodKind> = Methods[K] extends MethodRecord<K, MethodConfigBase, infer S, unknown> ? S : never;
 type ParamsOf<K extends MethodKind> = Methods[K] extends MethodRecord<K, MethodConfigBase, LayerShapeBase, infer P> ? P : never;
 

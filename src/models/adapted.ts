@@ -104,11 +104,12 @@ export function disableAdapters<I, O>(m: AdaptedModel<I, O>): AdaptedModel<I, O>
   return { ...m, active: null };
 }
 
-/** Removes an adapter and frees its arrays. */
+/**
+ * The model without adapter `name`. `m` is left as it was (it still holds the adapter); free the adapter's arrays
+ * with releaseReplaced(m, result) once `m` is no longer used.
+ */
 export function deleteAdapter<I, O>(m: AdaptedModel<I, O>, name: string): AdaptedModel<I, O> {
-  const a = m.adapters[name];
-  if (!a) throw new ConfigError(`no adapter named "${name}"`);
-  tree.dispose(a.params);
+  if (!m.adapters[name]) throw new ConfigError(`no adapter named "${name}"`);
   const { [name]: _gone, ...rest } = m.adapters;
   return { ...m, adapters: rest, active: m.active === name ? null : m.active };
 }
@@ -175,17 +176,28 @@ export function forward<I, O>(m: AdaptedModel<I, O>, input: I, o: ApplyOptions =
   return forwardWith(m, m.active ? trainableOf(m) : null, input, o);
 }
 
-/** Replaces an adapter's parameters and trained extras (after a training run). Takes ownership of `t`. */
+/**
+ * The model with an adapter's parameters and trained extras replaced (after a training run). Takes ownership of
+ * `t`. `m` is left as it was and stays usable; free the arrays it no longer shares with the result with
+ * releaseReplaced(m, result) once `m` is no longer used.
+ */
 export function withTrained<I, O>(m: AdaptedModel<I, O>, t: Trainable, name = m.active): AdaptedModel<I, O> {
   if (!name) throw new ConfigError("no active adapter");
   const a = m.adapters[name];
-  const weights = { ...m.weights };
-  for (const [k, v] of Object.entries(t.extras)) {
-    weights[k].dispose();
-    weights[k] = v;
-  }
-  tree.dispose(a.params);
-  return { ...m, weights, adapters: { ...m.adapters, [name]: { ...a, params: t.adapter } } };
+  return { ...m, weights: { ...m.weights, ...t.extras }, adapters: { ...m.adapters, [name]: { ...a, params: t.adapter } } };
+}
+
+function arraysOf(m: AdaptedModel<unknown, unknown>): Set<Arr> {
+  return new Set([...Object.values(m.weights), ...Object.values(m.adapters).flatMap((a) => tree.leaves(a.params as never) as Arr[])]);
+}
+
+/**
+ * Frees the arrays `old` holds that `next` does not: what withTrained replaced or deleteAdapter removed. Records
+ * share arrays, so this is the one place they are freed; `old` must not be used afterwards.
+ */
+export function releaseReplaced<I, O>(old: AdaptedModel<I, O>, next: AdaptedModel<I, O>): void {
+  const kept = arraysOf(next as AdaptedModel<unknown, unknown>);
+  for (const a of arraysOf(old as AdaptedModel<unknown, unknown>)) if (!kept.has(a)) a.dispose();
 }
 
 /**

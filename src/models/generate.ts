@@ -7,7 +7,7 @@
  * from the softmax of what is left. temperature 0 is greedy (argmax; the first index wins a tie, as torch.argmax).
  * Randomness comes from one seeded host generator (src/data/rng.ts), so a seed reproduces a run exactly.
  */
-import { np, jit, toHost, toHostAsync, tree, blockUntilReady, type Arr } from "../engine/index.js";
+import { np, jit, toHost, toHostAsync, tree, blockUntilReady, currentDevice, type Arr } from "../engine/index.js";
 import { ConfigError } from "../errors.js";
 import { type Rng, rng } from "../data/rng.js";
 import { type AdaptedModel, type Trainable, forwardWith, trainableOf } from "./adapted.js";
@@ -32,6 +32,12 @@ export interface GenerateOptions extends SamplingOptions {
   seed?: number;
   /** Generation stops after emitting one of these (it is included in the output, as transformers does). */
   stopIds?: readonly number[];
+  /**
+   * Read each token's logits asynchronously even where a synchronous read is possible (wasm). Devices that cannot
+   * read synchronously (WebGPU) always read asynchronously. Default false: on wasm a token's kernels are too small for
+   * asynchronous dispatch to pay (SmolLM2-135M's shape: twice the CPU time per token, measured).
+   */
+  asyncReads?: boolean;
 }
 
 export function checkSampling(o: SamplingOptions): void {
@@ -113,17 +119,11 @@ function decodeStep(m: CausalLm, adapted: boolean): DecodeStep & { dispose(): vo
 }
 
 /**
- * What the decoding loop asks its driver for: the host values of a logits row (after `settled`, the rest of the
- * step's outputs, are computed: the next step may be traced, and tracing reads constants synchronously), or to hand
- * a token to the caller.
+ * Generates up to `maxNewTokens` tokens after `promptIds` with the model's active adapter (or the base when none is
+ * active). Yields each new token id; returns them all. Borrows the model. Every read is asynchronous, so the decoding
+ * steps' kernels run on jax-js's worker threads and a device that cannot read synchronously works too.
  */
-type Request = { read: Arr; settled: Arr[] } | { token: number };
-
-/**
- * The decoding loop, written once for both drivers: it yields the logits it needs on the host (the driver reads them
- * synchronously or asynchronously and sends the values back) and each new token. Returns all new tokens.
- */
-function* decodeLoop(m: CausalLm, promptIds: readonly number[], o: GenerateOptions): Generator<Request, number[], Float32Array | Float64Array | undefined> {
+export async function* generateIter(m: CausalLm, promptIds: readonly number[], o: GenerateOptions): AsyncGenerator<number, number[]> {
   checkSampling(o);
   if (!(Number.isInteger(o.maxNewTokens) && o.maxNewTokens >= 0)) throw new ConfigError(`generate: max-new-tokens must be a non-negative integer (maxNewTokens=${o.maxNewTokens}).`);
   if (promptIds.length === 0) throw new ConfigError("generate: the prompt has no tokens. Give a non-empty prompt.");
@@ -131,6 +131,7 @@ function* decodeLoop(m: CausalLm, promptIds: readonly number[], o: GenerateOptio
   const bad = promptIds.find((t) => !(Number.isInteger(t) && t >= 0 && t < vocab));
   if (bad !== undefined) throw new ConfigError(`generate: prompt token ${bad} is outside the vocabulary (vocab_size=${vocab}).`);
   const stop = new Set(o.stopIds ?? []);
+  const syncReads = !o.asyncReads && currentDevice() === "wasm";
   const r = rng(o.seed ?? 0);
   const out: number[] = [];
   if (o.maxNewTokens === 0) return out;
@@ -150,10 +151,17 @@ function* decodeLoop(m: CausalLm, promptIds: readonly number[], o: GenerateOptio
     let length = promptIds.length; // filled slots
     for (;;) {
       cache = { k: res.k, v: res.v };
-      const logits = yield { read: res.logits, settled: [...cache.k, ...cache.v] }; // [1, 1, V]: the one read per token
-      const token = sampleToken(logits!, o, r);
+      // [1, 1, V]: the one read per token (see GenerateOptions.asyncReads). An asynchronous read first settles the
+      // cache: the next step may be traced (a new capacity), and tracing reads synchronously.
+      let logits: Float32Array | Float64Array;
+      if (syncReads) logits = toHost(res.logits).data;
+      else {
+        await blockUntilReady([...cache.k, ...cache.v]);
+        logits = (await toHostAsync(res.logits)).data;
+      }
+      const token = sampleToken(logits, o, r);
       out.push(token);
-      yield { token };
+      yield token;
       if (stop.has(token) || out.length >= o.maxNewTokens) break;
       if (length >= cache.k[0].shape[2]) cache = inSlots(cache, Math.ceil((length + 1) / SLOT_CHUNK) * SLOT_CHUNK);
       const t: Trainable = trained ? tree.ref(trained) : { adapter: {}, extras: {} };
@@ -171,65 +179,11 @@ function* decodeLoop(m: CausalLm, promptIds: readonly number[], o: GenerateOptio
   return out;
 }
 
-/**
- * Generates up to `maxNewTokens` tokens after `promptIds` with the model's active adapter (or the base when none is
- * active). Yields each new token id; returns them all. Borrows the model. Reads each token's logits synchronously
- * (the faster way on Node); generateStream reads them asynchronously.
- */
-export function* generateIter(m: CausalLm, promptIds: readonly number[], o: GenerateOptions): Generator<number, number[]> {
-  const loop = decodeLoop(m, promptIds, o);
-  let reply: Float32Array | Float64Array | undefined;
-  try {
-    for (;;) {
-      const s = loop.next(reply);
-      if (s.done) return s.value;
-      reply = undefined;
-      if ("read" in s.value) reply = toHost(s.value.read).data;
-      else yield s.value.token;
-    }
-  } finally {
-    loop.return([]); // the caller stopped early: the loop's finally frees the cache
-  }
-}
-
-/**
- * generateIter with asynchronous reads: no synchronous read happens after the prompt (WebGPU cannot always give
- * one). Same tokens. On Node with worker threads it is the slower of the two: a token's kernels are too small for
- * asynchronous dispatch to pay (SmolLM2-135M's shape: twice the CPU time per token, measured), so `boft generate`
- * uses generateIter.
- */
-export async function* generateStream(m: CausalLm, promptIds: readonly number[], o: GenerateOptions): AsyncGenerator<number, number[]> {
-  const loop = decodeLoop(m, promptIds, o);
-  let reply: Float32Array | Float64Array | undefined;
-  try {
-    for (;;) {
-      const s = loop.next(reply);
-      if (s.done) return s.value;
-      reply = undefined;
-      if ("read" in s.value) {
-        await blockUntilReady(s.value.settled);
-        reply = (await toHostAsync(s.value.read)).data;
-      } else yield s.value.token;
-    }
-  } finally {
-    loop.return([]);
-  }
-}
-
-/** Drains generateStream: the generated ids (prompt excluded). */
-export async function generateAsync(m: CausalLm, promptIds: readonly number[], o: GenerateOptions): Promise<number[]> {
-  const it = generateStream(m, promptIds, o);
-  for (;;) {
-    const s = await it.next();
-    if (s.done) return s.value;
-  }
-}
-
 /** Drains generateIter: the generated ids (prompt excluded). */
-export function generate(m: CausalLm, promptIds: readonly number[], o: GenerateOptions): number[] {
+export async function generate(m: CausalLm, promptIds: readonly number[], o: GenerateOptions): Promise<number[]> {
   const it = generateIter(m, promptIds, o);
   for (;;) {
-    const s = it.next();
+    const s = await it.next();
     if (s.done) return s.value;
   }
 }

@@ -7,6 +7,7 @@ import { np, nn, contiguous, type Arr } from "../engine/index.js";
 import type { ModuleInfo } from "../methods/adapter.js";
 import { ShapeError } from "../errors.js";
 import type { ModelDef, Weights, LayerFn, WeightSpec } from "./model.js";
+import { llamaLayerwise } from "./llama-grad.js"; // the cycle is safe: each side uses the other only when called
 
 export interface RopeScaling {
   ropeType: "llama3";
@@ -263,6 +264,7 @@ export function llama(c: LlamaConfig): LlamaDef {
     modules,
     weights: llamaWeights(c),
     aliases: c.tieWordEmbeddings ? { "lm_head.weight": "model.embed_tokens.weight" } : undefined,
+    layerwise: llamaLayerwise(c),
     apply(w, layer, input) {
       const { ids, cache, lastOnly, flush, slots } = input;
       if (cache && (cache.k.length !== (cache.length > 0 ? c.numHiddenLayers : 0) || cache.v.length !== cache.k.length)) {

@@ -1,7 +1,8 @@
 /**
  * Training checkpoints on disk: a folder `checkpoint-<step>` holding the adapter exactly as PEFT saves it
  * (adapter_config.json + adapter_model.safetensors; for full finetuning model.safetensors), the optimizer
- * moments (optimizer.safetensors) and trainer_state.json (step and generator states). The folder is written
+ * moments (optimizer.safetensors) and trainer_state.json (step, generator states, and the settings of the run that
+ * wrote it, so a resume can tell a checkpoint of another run.json from its own). The folder is written
  * under a temporary name and renamed when complete, so a killed run never leaves half a checkpoint.
  */
 import * as fs from "node:fs";
@@ -28,6 +29,8 @@ interface TrainerStateJson {
   optimizer_count: number;
   data_rng: RngState;
   dropout_rng: RngState;
+  /** The run's settings (run-guard.ts runRecord); absent in checkpoints of older boft versions. */
+  run?: unknown;
 }
 
 /** Where the adapter sits in a run: per module the dotted parameter suffixes, and the extra base keys. */
@@ -55,7 +58,8 @@ export function writeTrained(dir: string, trainable: HostTree, method: AdapterMe
   }
 }
 
-export function saveCheckpoint(runDir: string, snap: TrainSnapshot, method: AdapterMethod | null, extra: AdapterConfigExtra): string {
+/** `run` is stored in trainer_state.json for readCheckpointRun. */
+export function saveCheckpoint(runDir: string, snap: TrainSnapshot, method: AdapterMethod | null, extra: AdapterConfigExtra, run?: unknown): string {
   const final = nodePath.join(runDir, checkpointName(snap.step));
   const tmp = `${final}.tmp-${process.pid}`;
   fs.rmSync(tmp, { recursive: true, force: true });
@@ -63,7 +67,7 @@ export function saveCheckpoint(runDir: string, snap: TrainSnapshot, method: Adap
     writeTrained(tmp, snap.trainable, method, extra);
     const moments = (name: string, h: HostTree) => hostTreeEntries(h).map(([path, t]) => ({ name: `${name}/${path.join("/")}`, dtype: "F32" as const, shape: t.shape, data: t.data }));
     saveSafetensors(nodePath.join(tmp, OPTIMIZER_FILE), [...moments("mu", snap.optimizer.mu), ...moments("nu", snap.optimizer.nu)]);
-    const state: TrainerStateJson = { step: snap.step, optimizer_count: snap.optimizer.count, data_rng: snap.dataRng, dropout_rng: snap.dropoutRng };
+    const state: TrainerStateJson = { step: snap.step, optimizer_count: snap.optimizer.count, data_rng: snap.dataRng, dropout_rng: snap.dropoutRng, ...(run === undefined ? {} : { run }) };
     atomicWriteFile(nodePath.join(tmp, TRAINER_STATE), JSON.stringify(state, null, 2) + "\n");
     fs.rmSync(final, { recursive: true, force: true });
     fs.renameSync(tmp, final);
@@ -74,12 +78,53 @@ export function saveCheckpoint(runDir: string, snap: TrainSnapshot, method: Adap
   return final;
 }
 
+/** A file or folder written under a temporary name (atomic.ts's `<name>.tmp-<pid>`, a checkpoint's `checkpoint-N.tmp-<pid>`). */
+const PARTIAL = /\.tmp-\d+$/;
+
+/**
+ * Removes what a killed run left half-written under temporary names: checkpoint folders and files of the run
+ * folder and of its final adapter/ or model/ folder. Complete files never carry these names, so nothing written
+ * whole is touched. Call it only when this process owns the run folder (resume), not while another run writes there.
+ * Returns the removed paths.
+ */
+export function removePartialWrites(runDir: string): string[] {
+  const removed: string[] = [];
+  for (const dir of [runDir, nodePath.join(runDir, "adapter"), nodePath.join(runDir, "model")]) {
+    if (!fs.existsSync(dir)) continue;
+    for (const name of fs.readdirSync(dir).filter((n) => PARTIAL.test(n))) {
+      fs.rmSync(nodePath.join(dir, name), { recursive: true, force: true });
+      removed.push(nodePath.join(dir, name));
+    }
+  }
+  return removed;
+}
+
 /** The newest complete checkpoint folder of a run, or null. */
 export function latestCheckpoint(runDir: string): string | null {
   if (!fs.existsSync(runDir)) return null;
   const names = fs.readdirSync(runDir).filter((n) => /^checkpoint-\d+$/.test(n) && fs.existsSync(nodePath.join(runDir, n, TRAINER_STATE)));
   names.sort();
   return names.length ? nodePath.join(runDir, names[names.length - 1]) : null;
+}
+
+function readTrainerState(dir: string): TrainerStateJson {
+  const statePath = nodePath.join(dir, TRAINER_STATE);
+  let s: TrainerStateJson;
+  try {
+    s = JSON.parse(fs.readFileSync(statePath, "utf8")) as TrainerStateJson;
+  } catch (e) {
+    throw new FormatError(`${statePath}: cannot read trainer state (${(e as Error).message})`);
+  }
+  if (!s || typeof s !== "object" || !Number.isInteger(s.step) || !Array.isArray(s.data_rng) || !Array.isArray(s.dropout_rng)) {
+    throw new FormatError(`${statePath}: missing step or generator states`);
+  }
+  return s;
+}
+
+/** The step of a checkpoint and the run settings it was written with (undefined: an older boft wrote it). */
+export function readCheckpointRun(dir: string): { step: number; run: unknown } {
+  const s = readTrainerState(dir);
+  return { step: s.step, run: s.run };
 }
 
 function readTensors(file: string): (key: string) => HostArray {
@@ -99,16 +144,7 @@ function readTensors(file: string): (key: string) => HostArray {
 
 /** Rebuilds a snapshot from a checkpoint folder, given the run's trainable layout and the moments' tree shape. */
 export function loadCheckpoint(dir: string, layout: TrainableLayout | null, fullKeys: readonly string[]): TrainSnapshot {
-  const statePath = nodePath.join(dir, TRAINER_STATE);
-  let s: TrainerStateJson;
-  try {
-    s = JSON.parse(fs.readFileSync(statePath, "utf8")) as TrainerStateJson;
-  } catch (e) {
-    throw new FormatError(`${statePath}: cannot read trainer state (${(e as Error).message})`);
-  }
-  if (!Number.isInteger(s.step) || !Array.isArray(s.data_rng) || !Array.isArray(s.dropout_rng)) {
-    throw new FormatError(`${statePath}: missing step or generator states`);
-  }
+  const s = readTrainerState(dir);
   const withDtype = (h: HostArray): HostTensor => ({ dtype: "float32", shape: h.shape, data: h.data });
   const trainableOf = (read: (k: string) => HostArray): HostTree => {
     if (layout) {

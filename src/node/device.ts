@@ -52,3 +52,15 @@ export async function selectDevice(device?: string): Promise<Device> {
     throw e;
   }
 }
+
+/**
+ * boft's `init` for Node: chooses the device before any model is built. "wasm" (the default) works everywhere;
+ * "webgpu" loads the optional `webgpu` package first (on Linux without a GPU it needs Chromium's SwiftShader, see the
+ * error message); "auto" takes WebGPU when an adapter is found and wasm otherwise. Without a device, the BOFT_DEVICE
+ * environment variable decides. Throws a ConfigError (one line) when the device is unknown or has no adapter.
+ *
+ * @example await init({ device: "webgpu" });
+ */
+export async function init(o: { device?: Device | "auto" } = {}): Promise<{ device: Device }> {
+  return { device: await selectDevice(o.device) };
+}

@@ -1,219 +1,36 @@
 /**
- * A local Hugging Face causal-LM folder (Llama, Mistral, Qwen2) → our model: config, weights, tokenizer.
- *
- *   config.json                     → LlamaConfig (formats/hf-config.ts)
- *   model.safetensors | model.safetensors.index.json + shards
- *                                   → Weights, computed in f32 (bf16 / f16 widen exactly; f64 rounds once)
- *   tokenizer.json (+ tokenizer_config.json, chat_template.jinja)
- *                                   → TextTokenizer with its chat template (formats/hf-tokenizer.ts)
- *   generation_config.json          → extra end-of-sequence ids
- *
- * Every tensor is checked against the config's layout (names and shapes) before any is read, as transformers'
- * from_pretrained would report them: missing or unexpected tensors are errors (never random init). Tied embeddings:
- * lm_head.weight may be absent, or present and equal to model.embed_tokens.weight. Old checkpoints'
- * `rotary_emb.inv_freq` buffers are skipped, as transformers skips them.
+ * A local Hugging Face causal-LM folder (Llama, Mistral, Qwen2) → our model (src/models/hf-load.ts reads and checks
+ * the files; this gives it the folder).
  */
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
-import { fromHost, tree, type Arr, type FloatDType } from "../engine/index.js";
-import { FormatError, ShapeError } from "../errors.js";
-import { type HfModelConfig, type HfModelType, parseHfConfig } from "../formats/hf-config.js";
-import { type TextTokenizer, hfTokenizer } from "../formats/hf-tokenizer.js";
-import { jsonObject } from "../formats/json-object.js";
-import { type LlamaConfig, type LlamaInput, type KvCache, llama } from "../models/llama.js";
-import type { ModelDef, Weights } from "../models/model.js";
-import { openCheckpoint, type Checkpoint } from "./safetensors-file.js";
+import { FormatError } from "../errors.js";
+import type { TextTokenizer } from "../formats/hf-tokenizer.js";
+import { type HfFiles, type HfModel, type LoadHfModelOptions, loadHfFiles, loadHfTokenizer as tokenizerOf } from "../models/hf-load.js";
+import { openCheckpoint } from "./safetensors-file.js";
 
-export type LlamaOutput = { logits: Arr; cache?: KvCache };
+export type { HfModel, LoadHfModelOptions, LlamaOutput } from "../models/hf-load.js";
 
-export interface HfModel {
-  /** The folder as given (what PEFT writes as base_model_name_or_path for a local model). */
-  folder: string;
-  modelType: HfModelType;
-  config: LlamaConfig;
-  /** Everything else config.json said: architecture, sliding window, token ids, notes. */
-  info: HfModelConfig;
-  def: ModelDef<LlamaInput, LlamaOutput>;
-  /** Frozen base weights by state-dict name, in the compute dtype. The caller owns them (tree.dispose). */
-  weights: Weights;
-  /** null only when loaded with `tokenizer: false`. */
-  tokenizer: TextTokenizer | null;
-  chatTemplate: string | null;
-  /** Ids that end generation: generation_config.json's eos_token_id, then config.json's (deduplicated). */
-  eosTokenIds: number[];
-  /** Non-fatal findings (sliding window not applied, skipped buffers, …), for the CLI to print. */
-  notes: string[];
+/** A model folder as HfFiles. */
+export function folderFiles(folder: string): HfFiles {
+  return {
+    where: folder,
+    text: (name) => {
+      const path = nodePath.join(folder, name);
+      return fs.existsSync(path) ? fs.readFileSync(path, "utf8") : null;
+    },
+    weights: () => openCheckpoint(folder),
+  };
 }
 
-export interface LoadHfModelOptions {
-  /** Compute dtype (default float32, whatever the files hold). */
-  dtype?: FloatDType;
-  /** Load tokenizer.json (default true; a folder without one is then an error). */
-  tokenizer?: boolean;
-}
-
-export const CONFIG_FILE = "config.json";
-export const TOKENIZER_FILE = "tokenizer.json";
-export const TOKENIZER_CONFIG_FILE = "tokenizer_config.json";
-export const CHAT_TEMPLATE_FILE = "chat_template.jinja";
-export const GENERATION_CONFIG_FILE = "generation_config.json";
-
-/** Buffers some checkpoints carry that transformers ignores on load. */
-const IGNORED = /(^|\.)rotary_emb\.inv_freq$/;
-
-function readJson(path: string): Record<string, unknown> {
-  return jsonObject(fs.readFileSync(path, "utf8"), path);
-}
-
-/** config.json of a model folder, parsed and validated. */
-export function readHfConfig(folder: string): HfModelConfig {
-  const path = nodePath.join(folder, CONFIG_FILE);
-  if (!fs.existsSync(path)) throw new FormatError(`${folder}: no ${CONFIG_FILE}. Point --model at a Hugging Face model folder.`);
-  return parseHfConfig(readJson(path), path);
-}
-
-/** The folder's tokenizer: tokenizer.json, with tokenizer_config.json and chat_template.jinja when present. */
-export function loadHfTokenizer(folder: string): TextTokenizer {
-  const path = nodePath.join(folder, TOKENIZER_FILE);
-  if (!fs.existsSync(path)) {
-    throw new FormatError(
-      `${folder}: no ${TOKENIZER_FILE}. boft reads the fast-tokenizer file; a folder with only a SentencePiece tokenizer.model must be converted first (transformers: AutoTokenizer.from_pretrained(...).save_pretrained(...)).`,
-    );
-  }
-  const configPath = nodePath.join(folder, TOKENIZER_CONFIG_FILE);
-  const config = fs.existsSync(configPath) ? readJson(configPath) : {};
-  const templatePath = nodePath.join(folder, CHAT_TEMPLATE_FILE);
-  const chatTemplate = fs.existsSync(templatePath) ? fs.readFileSync(templatePath, "utf8") : undefined;
-  return hfTokenizer(readJson(path), config, { chatTemplate, source: path });
-}
-
-function generationEosIds(folder: string): number[] {
-  const path = nodePath.join(folder, GENERATION_CONFIG_FILE);
-  if (!fs.existsSync(path)) return [];
-  const g = readJson(path) as { eos_token_id?: unknown } | null;
-  const eos = g?.eos_token_id;
-  const list = Array.isArray(eos) ? eos : eos === undefined || eos === null ? [] : [eos];
-  if (!list.every((v) => Number.isSafeInteger(v) && (v as number) >= 0)) {
-    throw new FormatError(`${path}: eos_token_id must be a token id or a list of them (eos_token_id=${JSON.stringify(eos)}).`);
-  }
-  return list as number[];
-}
-
-const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((v, i) => v === b[i]);
-
-function list(names: string[]): string {
-  return names.slice(0, 5).map((n) => `"${n}"`).join(", ") + (names.length > 5 ? `, … (${names.length} in all)` : "");
-}
-
-/**
- * Checks the checkpoint's tensors against the model's layout; returns the names to read. Throws FormatError or
- * ShapeError before anything is read.
- */
-function planWeights(ckpt: Checkpoint, def: ModelDef<LlamaInput, LlamaOutput>, config: LlamaConfig, notes: string[]): string[] {
-  const expected = new Map(def.weights.map((w) => [w.name, w.shape]));
-  const missing = def.weights.filter((w) => !ckpt.has(w.name)).map((w) => w.name);
-  const unexpected: string[] = [];
-  const ignored: string[] = [];
-  for (const t of ckpt.tensors) {
-    const shape = expected.get(t.name);
-    if (shape) {
-      if (!sameShape(shape, t.shape)) {
-        throw new ShapeError(`${ckpt.path}: tensor "${t.name}" is [${t.shape}], but config.json implies [${shape}]. The config and the weights do not belong together.`);
-      }
-    } else if (t.name === "lm_head.weight" && config.tieWordEmbeddings) {
-      if (!sameShape(t.shape, [config.vocabSize, config.hiddenSize])) {
-        throw new ShapeError(`${ckpt.path}: tensor "lm_head.weight" is [${t.shape}], expected [${config.vocabSize},${config.hiddenSize}].`);
-      }
-    } else if (IGNORED.test(t.name)) {
-      ignored.push(t.name);
-    } else {
-      unexpected.push(t.name);
-    }
-  }
-  if (missing.length) {
-    throw new FormatError(
-      `${ckpt.path}: ${missing.length} tensor(s) the ${config.modelType} config needs are missing: ${list(missing)}.` +
-        (missing.includes("lm_head.weight") ? " (tie_word_embeddings is false, so lm_head.weight must be stored.)" : ""),
-    );
-  }
-  if (unexpected.length) {
-    throw new FormatError(`${ckpt.path}: ${unexpected.length} tensor(s) do not belong to a ${config.modelType} model with this config: ${list(unexpected)}.`);
-  }
-  if (ignored.length) notes.push(`${ckpt.path}: skipped ${ignored.length} rotary_emb.inv_freq buffer(s) (recomputed from the config).`);
-  return def.weights.map((w) => w.name);
-}
-
-/** A tied checkpoint that also stores lm_head.weight must store the embedding again, unchanged. */
-function checkTiedHead(ckpt: Checkpoint): void {
-  if (!ckpt.has("lm_head.weight")) return;
-  const head = ckpt.info("lm_head.weight");
-  const emb = ckpt.info("model.embed_tokens.weight");
-  let equal: boolean;
-  if (head.dtype === emb.dtype) {
-    const a = ckpt.readRaw("lm_head.weight");
-    const b = ckpt.readRaw("model.embed_tokens.weight");
-    equal = a.length === b.length && a.every((v, k) => v === b[k]);
-  } else {
-    const a = ckpt.read("lm_head.weight").data;
-    const b = ckpt.read("model.embed_tokens.weight").data;
-    equal = a.length === b.length && a.every((v, k) => v === b[k]);
-  }
-  if (!equal) {
-    throw new FormatError(
-      `${ckpt.path}: tie_word_embeddings is true, but lm_head.weight differs from model.embed_tokens.weight. Set tie_word_embeddings to false in config.json if the head is separate.`,
-    );
-  }
-}
-
-/** Reads the checkpoint's weights in the compute dtype. Consumes nothing; the caller owns the result. */
-export function loadWeights(ckpt: Checkpoint, def: ModelDef<LlamaInput, LlamaOutput>, config: LlamaConfig, o: { dtype?: FloatDType; notes?: string[] } = {}): Weights {
-  const dtype = o.dtype ?? "float32";
-  const names = planWeights(ckpt, def, config, o.notes ?? []);
-  if (config.tieWordEmbeddings) checkTiedHead(ckpt);
-  const weights: Weights = {};
-  try {
-    for (const name of names) {
-      const t = ckpt.read(name);
-      const data =
-        dtype === "float64" ? (t.data instanceof Float64Array ? t.data : Float64Array.from(t.data)) : t.data instanceof Float32Array ? t.data : Float32Array.from(t.data);
-      weights[name] = fromHost({ dtype, shape: t.shape, data });
-    }
-  } catch (e) {
-    tree.dispose(weights);
-    throw e;
-  }
-  return weights;
-}
-
-/** Loads a model folder. See the file comment for what is read and checked. */
+/** Loads a model folder (config.json, model.safetensors or its shards, tokenizer.json). */
 export function loadHfModel(folder: string, o: LoadHfModelOptions = {}): HfModel {
-  const { dtype = "float32", tokenizer: withTokenizer = true } = o;
   const stat = fs.statSync(folder, { throwIfNoEntry: false });
   if (!stat?.isDirectory()) throw new FormatError(`${folder}: not a folder. Point at a Hugging Face model folder (config.json, model.safetensors, tokenizer.json).`);
-  const info = readHfConfig(folder);
-  const notes = [...info.notes];
-  const tokenizer = withTokenizer ? loadHfTokenizer(folder) : null;
-  if (tokenizer && tokenizer.size > info.config.vocabSize) {
-    notes.push(`${folder}: the tokenizer has ${tokenizer.size} ids but vocab_size is ${info.config.vocabSize}; ids ≥ ${info.config.vocabSize} cannot be fed to the model.`);
-  }
-  const eosTokenIds = [...new Set([...generationEosIds(folder), ...info.eosTokenIds])];
-  const def = llama(info.config) as ModelDef<LlamaInput, LlamaOutput>;
-  const ckpt = openCheckpoint(folder);
-  try {
-    const weights = loadWeights(ckpt, def, info.config, { dtype, notes });
-    return {
-      folder,
-      modelType: info.config.modelType,
-      config: info.config,
-      info,
-      def,
-      weights,
-      tokenizer,
-      chatTemplate: tokenizer?.chatTemplate ?? null,
-      eosTokenIds,
-      notes,
-    };
-  } finally {
-    ckpt.close();
-  }
+  return loadHfFiles(folderFiles(folder), o);
+}
+
+/** A folder's tokenizer: tokenizer.json, with tokenizer_config.json and chat_template.jinja when present. */
+export function loadHfTokenizer(folder: string): TextTokenizer {
+  return tokenizerOf(folderFiles(folder));
 }

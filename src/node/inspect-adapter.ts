@@ -4,7 +4,7 @@
  * OFT adapter does not record r, so its n is unknown without the base model).
  */
 import { fromHost } from "../engine/index.js";
-import { cayley, cayleyNeumann, orthogonalityError } from "../math/index.js";
+import { cayleySolve, cayleyNeumann, orthogonalityError } from "../math/index.js";
 import { methodRecord } from "../methods/registry.js";
 import { nestLayerParams } from "../methods/adapter.js";
 import type { ParamCount } from "../methods/param-count.js";
@@ -49,7 +49,7 @@ export function inspectAdapter(path: string): InspectReport {
       if (rec.skew) {
         // Exact Cayley by the pivoted solve, in float64: the check should not share the training path's rounding.
         const { skew, terms } = rec.skew(inferred.shape, nestLayerParams(Object.fromEntries([...keys.keys()].map((s) => [s, read(s)]))));
-        err = orthogonalityError(terms === null ? cayley(skew) : cayleyNeumann(skew, terms)).js() as number;
+        err = orthogonalityError(terms === null ? cayleySolve(skew) : cayleyNeumann(skew, terms)).js() as number;
       }
       const { n, out, blockSize, nFactors } = inferred;
       layers.push({ module, shapes, n, out, blockSize, nFactors, count: rec.count(inferred.shape), orthogonalityError: err });

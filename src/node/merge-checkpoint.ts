@@ -9,9 +9,15 @@
  * Memory: every merge acts on each output row separately, so a weight is read, merged and written a block of
  * rows at a time (`chunkBytes`), and copied tensors go through one fixed buffer. Peak memory is a few chunks plus
  * the engine, whatever the size of the file or of its largest tensor.
+ *
+ * The base is never overwritten by accident: an --out that is the base (same path, a symlink or hard link to it,
+ * its folder, or a folder inside it) is refused unless `inPlace`. In place, every merged file is written beside
+ * its base file, re-read and checked (header, size, SHA-256 of every tensor as written), and only then renamed
+ * over the base file.
  */
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
+import { createHash, type Hash } from "node:crypto";
 import { fromHost, toHost, sizeOf, jit, type Arr, type FloatDType } from "../engine/index.js";
 import { FormatError, NonFiniteError, ShapeError } from "../errors.js";
 import { decode, encode, dtypeSize } from "../formats/dtype.js";
@@ -25,13 +31,19 @@ import { writeAll } from "./atomic.js";
 export interface MergeOptions {
   base: string;
   adapter: string;
-  out: string;
+  /** Output file or folder; with inPlace it may be left out (the base). */
+  out?: string;
   /**
    * Bytes of weight rows (in the compute dtype) merged per engine call. Peak memory grows with it (the engine holds
    * several copies of a chunk); each call also recomputes the layer's rotation blocks, so very small chunks are
    * slow. Default 8 MiB (512 rows of a 4096-wide float32 layer).
    */
   chunkBytes?: number;
+  /**
+   * Replace the base with the merged model (`out` must then be the base or omitted). Without it, an `out` that is
+   * the base, a link to it, its folder or inside its folder is refused.
+   */
+  inPlace?: boolean;
 }
 
 export interface MergeReport {
@@ -186,6 +198,68 @@ function companionFiles(folder: string): string[] {
     .filter((f) => !f.endsWith(".safetensors") && !f.endsWith(".safetensors.index.json") && !/\.(merge|tmp)-\d+$/.test(f) && fs.statSync(nodePath.join(folder, f)).isFile());
 }
 
+/** Both paths exist and are one file (same device and inode: symlinks followed, hard links caught). */
+function sameFile(a: string, b: string): boolean {
+  try {
+    const x = fs.statSync(a);
+    const y = fs.statSync(b);
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return false;
+  }
+}
+
+/** realpath of `p`, or of its nearest existing parent joined with the rest (for a path not created yet). */
+function realPathOf(p: string): string {
+  const abs = nodePath.resolve(p);
+  if (fs.existsSync(abs)) return fs.realpathSync(abs);
+  const parent = nodePath.dirname(abs);
+  return parent === abs ? abs : nodePath.join(realPathOf(parent), nodePath.basename(abs));
+}
+
+const isInside = (child: string, parent: string) => child === parent || child.startsWith(parent.endsWith(nodePath.sep) ? parent : parent + nodePath.sep);
+
+/**
+ * Throws unless `out` leaves the base untouched: not a base file (by dev/ino), not the base's folder or a folder
+ * inside it. `targets` are the files the merge would write.
+ */
+function checkOutIsNotBase(out: string, baseFiles: readonly string[], baseDir: string | null, targets: readonly string[]): void {
+  const hit = targets.find((t) => baseFiles.some((b) => sameFile(t, b)));
+  const outReal = realPathOf(out);
+  const inBase = baseDir !== null && isInside(outReal, fs.realpathSync(baseDir));
+  if (hit || inBase) {
+    throw new FormatError(
+      `${out}: ${inBase && !(hit && realPathOf(hit) === outReal) ? `is ${outReal === fs.realpathSync(baseDir!) ? "" : "inside "}the base model's folder` : `writing ${hit} would overwrite the base checkpoint`}. Give another --out, or --in-place to replace the base with the merged model.`,
+    );
+  }
+}
+
+/** Re-reads a written safetensors file: same tensors, dtypes, shapes and size as planned, same bytes (SHA-256) as written. */
+function verifyWritten(file: string, planned: readonly TensorEntry[], hashes: ReadonlyMap<string, string>, buf: Uint8Array): void {
+  const r = new SafetensorsReader(file);
+  try {
+    const got = r.header.tensors;
+    const sameLayout = got.length === planned.length && planned.every((e) => {
+      const g = r.header.tensors.find((t) => t.name === e.name);
+      return g !== undefined && g.dtype === e.dtype && sameShape(g.shape, e.shape) && g.end - g.begin === e.end - e.begin;
+    });
+    if (!sameLayout) throw new FormatError(`${file}: the merged file's header does not list the planned tensors; the base was not replaced.`);
+    const dataBytes = got.reduce((n, t) => n + (t.end - t.begin), 0);
+    const end = got.length ? Math.max(...got.map((t) => t.end)) : r.fileSize;
+    const begin = got.length ? Math.min(...got.map((t) => t.begin)) : r.fileSize;
+    if (r.fileSize !== end || end - begin !== dataBytes) {
+      throw new FormatError(`${file}: the merged file is ${r.fileSize} bytes, not what its header describes; the base was not replaced.`);
+    }
+    for (const t of got) {
+      const h = createHash("sha256");
+      for (let at = t.begin; at < t.end; at += buf.byteLength) h.update(r.readRange(at, Math.min(buf.byteLength, t.end - at), buf));
+      if (h.digest("hex") !== hashes.get(t.name)) throw new FormatError(`${file}: tensor "${t.name}" reads back different from what was written; the base was not replaced.`);
+    }
+  } finally {
+    r.close();
+  }
+}
+
 export function mergeCheckpoint(o: MergeOptions): MergeReport {
   const chunkBytes = o.chunkBytes ?? DEFAULT_CHUNK_BYTES;
   if (!(chunkBytes > 0)) throw new RangeError(`mergeCheckpoint: chunkBytes must be positive (got ${chunkBytes})`);
@@ -195,36 +269,49 @@ export function mergeCheckpoint(o: MergeOptions): MergeReport {
   try {
     adapter = openAdapter(o.adapter);
     const { layers, extras } = planMerge(ckpt, adapter);
-    const toFile = o.out.endsWith(".safetensors");
     const sharded = ckpt.files.length > 1;
     // The model folder whose companion files (config.json, tokenizer, …) and index go along; none for a lone file.
     const baseDir = fs.statSync(o.base).isDirectory() ? o.base : o.base.endsWith(".json") ? nodePath.dirname(o.base) : null;
     const indexPath = o.base.endsWith(".json") ? o.base : nodePath.join(o.base, INDEX_FILE);
+    const baseFiles = [...ckpt.files, ...(sharded ? [indexPath] : [])];
+    if (o.inPlace) {
+      const at = baseDir ?? o.base;
+      if (o.out !== undefined && !sameFile(o.out, at)) throw new FormatError(`--in-place replaces the base (${at}); --out ${o.out} is somewhere else. Leave out --out, or drop --in-place.`);
+    } else if (o.out === undefined) throw new FormatError("give --out (or --in-place to replace the base)");
+    // In place, the merged files go where the base's real files are (through any symlink) and replace them.
+    const out = o.inPlace ? (baseDir !== null ? fs.realpathSync(baseDir) : fs.realpathSync(o.base)) : o.out!;
+    const toFile = o.inPlace ? baseDir === null : out.endsWith(".safetensors");
     if (sharded && ckpt.files.some((f) => nodePath.dirname(f) !== nodePath.resolve(baseDir!))) {
       throw new FormatError(`${indexPath}: shards in sub-folders are not supported; the index must name files beside it`);
     }
-    if (toFile && fs.existsSync(o.out) && fs.statSync(o.out).isDirectory()) throw new FormatError(`${o.out}: is a folder; give a file name or a folder without the .safetensors ending`);
-    if (!toFile && fs.existsSync(o.out) && !fs.statSync(o.out).isDirectory()) throw new FormatError(`${o.out}: exists and is not a folder`);
-    if (toFile && !fs.existsSync(nodePath.dirname(nodePath.resolve(o.out)))) throw new FormatError(`${o.out}: the folder ${nodePath.dirname(o.out)} does not exist`);
+    if (toFile && fs.existsSync(out) && fs.statSync(out).isDirectory()) throw new FormatError(`${out}: is a folder; give a file name or a folder without the .safetensors ending`);
+    if (!toFile && fs.existsSync(out) && !fs.statSync(out).isDirectory()) throw new FormatError(`${out}: exists and is not a folder`);
+    if (toFile && !fs.existsSync(nodePath.dirname(nodePath.resolve(out)))) throw new FormatError(`${out}: the folder ${nodePath.dirname(out)} does not exist`);
     if (toFile && sharded) {
       throw new FormatError(`${o.base} is sharded (${ckpt.files.length} files); give --out a folder to keep its shards`);
     }
-    const shardOf = (file: string) => (toFile ? o.out : nodePath.join(o.out, sharded ? nodePath.basename(file) : SINGLE_FILE));
-    if (!toFile && fs.existsSync(o.out)) {
+    const shardOf = (file: string) => (toFile ? out : nodePath.join(out, sharded ? nodePath.basename(file) : SINGLE_FILE));
+    const copyCompanions = !toFile && baseDir !== null && !o.inPlace;
+    const companionTargets = copyCompanions ? [...companionFiles(baseDir), ...(sharded ? [INDEX_FILE] : [])].map((f) => nodePath.join(out, f)) : [];
+    if (!o.inPlace) checkOutIsNotBase(out, baseFiles, baseDir, [...ckpt.files.map(shardOf), ...companionTargets]);
+    if (!toFile && fs.existsSync(out)) {
       // A stale checkpoint file beside the new one would be loaded instead of it (model.safetensors wins over an index).
       const ours = new Set([...ckpt.files.map((f) => nodePath.basename(shardOf(f))), ...(sharded ? [INDEX_FILE] : [])]);
-      const stale = fs.readdirSync(o.out).filter((f) => (f.endsWith(".safetensors") || f === INDEX_FILE) && !ours.has(f));
-      if (stale.length) throw new FormatError(`${o.out}: already holds ${stale.join(", ")}, which the merged checkpoint would not replace. Use an empty folder.`);
+      const stale = fs.readdirSync(out).filter((f) => (f.endsWith(".safetensors") || f === INDEX_FILE) && !ours.has(f));
+      if (stale.length) throw new FormatError(`${out}: already holds ${stale.join(", ")}, which the merged checkpoint would not replace. Use an empty folder.`);
     }
     const copyBuf = new Uint8Array(Math.min(COPY_BYTES, Math.max(1, ...ckpt.tensors.map((t) => sizeOf(t.shape) * dtypeSize(t.dtype)))));
-    const planWarnings = [...layers.values()].flatMap((l) => (l.plan.method === "OFT" ? l.plan.warnings : []));
+    const planWarnings = [...layers.values()].flatMap((l) => l.plan.warnings);
     const report: MergeReport = { merged: [], replaced: [], copied: 0, files: [], warnings: [...new Set([...adapter.config.warnings, ...planWarnings])] };
 
-    const copyWriter = (shard: SafetensorsReader, e: TensorEntry): TensorWriter => (fd) => {
-      for (let at = e.begin; at < e.end; at += copyBuf.byteLength) writeAll(fd, shard.readRange(at, Math.min(copyBuf.byteLength, e.end - at), copyBuf));
+    // In place, every tensor's bytes are hashed as written, to check the file before it replaces the base.
+    type Put = (fd: number, bytes: Uint8Array) => void;
+    const hashing = (h: Hash | null): Put => (h ? (fd, bytes) => (h.update(bytes), writeAll(fd, bytes)) : writeAll);
+    const copyWriter = (shard: SafetensorsReader, e: TensorEntry, put: Put): TensorWriter => (fd) => {
+      for (let at = e.begin; at < e.end; at += copyBuf.byteLength) put(fd, shard.readRange(at, Math.min(copyBuf.byteLength, e.end - at), copyBuf));
       return e.end - e.begin;
     };
-    const mergeWriter = (shard: SafetensorsReader, e: TensorEntry, layer: PlannedLayer): TensorWriter => (fd) => {
+    const mergeWriter = (shard: SafetensorsReader, e: TensorEntry, layer: PlannedLayer, put: Put): TensorWriter => (fd) => {
       const out = e.shape[0];
       const rowBytes = (e.end - e.begin) / out;
       const rowValues = sizeOf(e.shape.slice(1));
@@ -244,48 +331,53 @@ export function mergeCheckpoint(o: MergeOptions): MergeReport {
           );
         }
         const bytes = encode(e.dtype, merged);
-        writeAll(fd, bytes);
+        put(fd, bytes);
         written += bytes.byteLength;
       }
       return written;
     };
 
-    // Everything goes to temp names first; the renames at the end are the only step that touches o.out.
+    // Everything goes to temp names first; the renames at the end are the only step that touches out.
     const staged: [string, string][] = [];
     let createdDir: string | undefined; // the first folder this run created, removed again on failure
     try {
-      if (!toFile) createdDir = fs.mkdirSync(o.out, { recursive: true });
+      if (!toFile) createdDir = fs.mkdirSync(out, { recursive: true });
       for (const shard of ckpt.shards) {
         const target = shardOf(shard.path);
         const tmp = `${target}.merge-${process.pid}`;
+        const hashes = new Map<string, Hash>();
         const tensors = shard.header.tensors.map((e) => {
           const layer = layers.get(e.name);
           const extra = extras.get(e.name);
+          const h = o.inPlace ? createHash("sha256") : null;
+          if (h) hashes.set(e.name, h);
+          const put = hashing(h);
           let write: TensorWriter;
           if (layer) {
             report.merged.push(e.name);
-            write = mergeWriter(shard, e, layer);
+            write = mergeWriter(shard, e, layer, put);
           } else if (extra) {
             report.replaced.push(e.name);
             write = (fd) => {
               const bytes = encode(e.dtype, adapter!.reader.read(extra).data);
-              writeAll(fd, bytes);
+              put(fd, bytes);
               return bytes.byteLength;
             };
           } else {
             report.copied++;
-            write = copyWriter(shard, e);
+            write = copyWriter(shard, e, put);
           }
           return { name: e.name, dtype: e.dtype, shape: e.shape, write };
         });
         staged.push([tmp, target]);
         writeSafetensors(tmp, tensors, shard.header.metadata);
+        if (o.inPlace) verifyWritten(tmp, shard.header.tensors, new Map([...hashes].map(([k, h]) => [k, h.digest("hex")])), copyBuf);
       }
-      if (!toFile && baseDir !== null) {
-        const copies: [string, string][] = companionFiles(baseDir).map((f) => [nodePath.join(baseDir, f), f]);
+      if (copyCompanions) {
+        const copies: [string, string][] = companionFiles(baseDir!).map((f) => [nodePath.join(baseDir!, f), f]);
         if (sharded) copies.push([indexPath, INDEX_FILE]); // unchanged: same tensors, same shards, same dtypes
         for (const [from, name] of copies) {
-          const target = nodePath.join(o.out, name);
+          const target = nodePath.join(out, name);
           const tmp = `${target}.merge-${process.pid}`;
           staged.push([tmp, target]);
           fs.copyFileSync(from, tmp);

@@ -9,3 +9,6 @@ import { presizeHeap } from "./heap.js";
 
 installThreads();
 presizeHeap();
+
+/** How many worker threads jax-js got (0: single-threaded), and how to end them so the process can exit. */
+export { threadCount, threadStats, shutdownThreads } from "./threads.js";

@@ -8,20 +8,21 @@
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
 import { np, tree, type Arr } from "../engine/index.js";
-import { ConfigError } from "../errors.js";
+import { ConfigError, FormatError } from "../errors.js";
 import { rng } from "../data/rng.js";
 import { encode as encodeChars, splitTokens } from "../data/text.js";
 import { rotateImages, invertImages, type LabelledImages } from "../data/vision.js";
 import { parseHfConfig } from "../formats/hf-config.js";
 import { layerParamShapes } from "../methods/adapter.js";
 import { withDefaultTargets } from "../methods/method.js";
+import { METHODS } from "../methods/registry.js";
 import { llama, type LlamaInput, type KvCache } from "../models/llama.js";
-import { layerwiseValueAndGrad, layerwiseStepBytes, microBatches, LAYERWISE_HEAP_BUDGET } from "../models/llama-grad.js";
+import { LAYERWISE_HEAP_BUDGET } from "../models/llama-grad.js";
 import { mlp } from "../models/mlp.js";
 import { cnn } from "../models/cnn.js";
 import { type AdaptedModel, type Trainable, adaptedModel, addAdapter, initWeights, withTrained, trainableOf } from "../models/adapted.js";
 import type { ModelDef, Weights } from "../models/model.js";
-import { trainIter, crossEntropy, type Task, type TrainEvent } from "../train/trainer.js";
+import { trainIter, type Task, type TrainEvent } from "../train/trainer.js";
 import { lmTask, classifyTask, evaluateLm, evaluateClassifier, type LmTaskOptions, type ClassifyTaskOptions } from "../train/tasks.js";
 import { toJsonLine, lossCurves, type EvalEvent } from "../train/metrics.js";
 import { linePlot } from "../plot/svg.js";
@@ -29,10 +30,12 @@ import { treeToHostAsync } from "../train/host-tree.js";
 import { loadBrown } from "./data/brown.js";
 import { loadMnist } from "./data/mnist.js";
 import { loadHfModel } from "./hf-model.js";
+import { loadAdapter } from "./model-adapter.js";
 import { openCheckpoint } from "./safetensors-file.js";
-import { saveCheckpoint, latestCheckpoint, loadCheckpoint, writeTrained, type TrainableLayout } from "./checkpoint.js";
+import { saveCheckpoint, loadCheckpoint, writeTrained, type TrainableLayout } from "./checkpoint.js";
 import { atomicWriteFile } from "./atomic.js";
-import type { RunConfig, ModelSpec } from "./run-config.js";
+import { checkTrainSettings, type RunConfig, type ModelSpec } from "./run-config.js";
+import { checkRunOutput, startRunOutput, checkTokenData, runRecord, RunInterrupted, type RunFolderOptions } from "./run-guard.js";
 
 type LmOut = { logits: Arr; cache?: KvCache };
 
@@ -133,30 +136,32 @@ export async function prepareRun(cfg: RunConfig): Promise<Prepared> {
     } else if (d.kind === "text") {
       if (!built.tokenizer) throw new ConfigError(`text data needs a tokenizer: use "model": {"hf": <folder with tokenizer.json>}`);
       const tok = built.tokenizer;
-      const docs = readTextData(d.path, d.field);
-      const ids = Int32Array.from(docs.flatMap((doc) => tok.encode(doc)));
-      const [train, val] = splitTokens(ids, 1 - (d.valFraction ?? 0.1));
+      const tokens = (path: string) => Int32Array.from(readTextData(path, d.field).flatMap((doc) => tok.encode(doc)));
+      const ids = tokens(d.path);
+      const [train, val] = d.eval !== undefined ? [ids, tokens(d.eval)] : splitTokens(ids, 1 - (d.valFraction ?? 0.1));
       taskOptions = { train, evals: { val }, batchSize: d.batchSize, seqLen: d.seqLen, evalWindows: d.evalWindows ?? 16 };
     } else throw new ConfigError(`a language model trains on "brown" or "text" data, not "${d.kind}"`);
+    checkTokenData(`${cfg.file}: data`, { "the training data": taskOptions.train, ...Object.fromEntries(Object.entries(taskOptions.evals).map(([k, v]) => [`evaluation split "${k}"`, v])) }, taskOptions.seqLen);
     const notes: string[] = [];
     let accumulate = 1;
-    if (built.config.numHiddenLayers >= LAYERWISE_FROM_LAYERS) {
-      taskOptions.layerwise = built.config;
+    const strategy = built.def.layerwise;
+    if (strategy?.preferred) taskOptions.layerwise = true;
+    if (taskOptions.layerwise && strategy?.microBatches && strategy.stepBytes) {
       // A batch whose step would not fit jax-js's 4 GiB heap trains as micro-batches with accumulated gradients:
       // the same sequences (the data generator draws them one by one) and, up to rounding, the same step.
       const weightCount = Object.values(model.weights).reduce((n, w) => n + w.size, 0);
       const trained = model.active ? tree.leaves(trainableOf(model) as never).reduce((n: number, a) => (n += (a as Arr).size, (a as Arr).dispose(), n), 0) : weightCount;
       const B = taskOptions.batchSize;
-      accumulate = microBatches(built.config, B, taskOptions.seqLen, weightCount, trained);
+      accumulate = strategy.microBatches(B, taskOptions.seqLen, weightCount, trained);
       const gb = (x: number) => (x / 1e9).toFixed(1);
-      const one = layerwiseStepBytes(built.config, taskOptions.seqLen, taskOptions.seqLen, weightCount, trained);
+      const one = strategy.stepBytes(taskOptions.seqLen, taskOptions.seqLen, weightCount, trained);
       if (one > LAYERWISE_HEAP_BUDGET) {
         notes.push(
           `even one sequence of ${taskOptions.seqLen} tokens needs about ${gb(one)} GB (weights, and for each trained value its gradient and AdamW's two moments), more than jax-js's 4 GiB heap holds: this run will probably run out of memory; an adapter trains far fewer values`,
         );
       }
       if (accumulate > 1) {
-        const need = layerwiseStepBytes(built.config, B * taskOptions.seqLen, taskOptions.seqLen, weightCount, trained);
+        const need = strategy.stepBytes(B * taskOptions.seqLen, taskOptions.seqLen, weightCount, trained);
         taskOptions.batchSize = B / accumulate;
         notes.push(
           `a batch of ${B}×${taskOptions.seqLen} tokens needs about ${gb(need)} GB, more than jax-js's 4 GiB heap holds: each step trains ${accumulate} micro-batches of ${taskOptions.batchSize} and accumulates their gradients (the same step; set data.batchSize and train.gradAccum to choose yourself)`,
@@ -174,21 +179,8 @@ export async function prepareRun(cfg: RunConfig): Promise<Prepared> {
   return { kind: "classify", model, task: classifyTask(taskOptions), taskOptions, baseName: built.baseName };
 }
 
-/**
- * Deep Llama models train and evaluate layer by layer: one compiled step over the whole model grows faster than its
- * depth in jax-js (16 layers at 576 wide: 13.6 s and 3 GB per step; 30 layers do not fit the 4 GiB wasm heap), while
- * one layer at a time is linear in depth. Shallow models keep the faster compiled whole-model step.
- */
-export const LAYERWISE_FROM_LAYERS = 12;
-
-function deepModelGradients(p: Prepared) {
-  // Deep models evaluate layer by layer (taskOptions.layerwise) and train so too, full finetuning included.
-  const config = p.kind === "lm" ? p.taskOptions.layerwise : undefined;
-  if (p.kind !== "lm" || !config) return undefined;
-  const { model } = p;
-  return (t: Trainable, input: LlamaInput, target: Arr, random: () => number): Promise<[Arr, Trainable]> =>
-    layerwiseValueAndGrad(model, config, t, input.ids, (logits) => crossEntropy(logits, target), { training: true, random });
-}
+/** Llama's depth from which it trains and evaluates layer by layer (its ModelDef.layerwise is then preferred). */
+export { LAYERWISE_FROM_LAYERS } from "../models/llama-grad.js";
 
 /** Module → parameter suffixes and extra keys of the run's adapter, to read checkpoints back. */
 function layoutOf(p: Prepared): TrainableLayout | null {
@@ -206,7 +198,16 @@ export interface RunResult {
   finalEval: EvalEvent[];
   adapterDir: string;
   trainableParams: number;
+  /** Degrees of freedom (the paper's count): BOFT ½(b−1)·n·m + s per layer; OFT, LoRA and full finetuning = stored. */
+  effectiveParams: number;
   seconds: number;
+}
+
+function effectiveParams(m: AdaptedModel<unknown, unknown>, stored: number): number {
+  if (!m.active) return stored;
+  const a = m.adapters[m.active];
+  const layers = a.plan.layers.reduce((sum, l) => sum + METHODS[l.method].count(l.shape as never).effective, 0);
+  return layers + a.extras.reduce((sum, k) => sum + m.weights[k].size, 0);
 }
 
 /** Evaluates a prepared model as it is (base, or with its trained adapter). */
@@ -214,37 +215,53 @@ export function evaluatePrepared(p: Prepared, trainable: Trainable | null): Prom
   return p.kind === "lm" ? evaluateLm(p.model, trainable, p.taskOptions) : evaluateClassifier(p.model, trainable, p.taskOptions);
 }
 
-export async function runTraining(
-  cfg: RunConfig,
-  o: { resume?: boolean; onEvent?: (e: TrainEvent) => void; prepared?: Prepared; /** What was chosen for the user, e.g. micro-batches. */ onNote?: (note: string) => void } = {},
-): Promise<RunResult> {
+/** Options of runTraining besides the run.json. */
+export interface RunTrainingOptions extends RunFolderOptions {
+  /** Every event as it happens, plus `{kind: "checkpoint", step, path}` and, on resume, `{kind: "resume", step, path}`. */
+  onEvent?: (e: TrainEvent) => void;
+  /** A model and data already prepared from this run.json (prepareRun). */
+  prepared?: Prepared;
+  /** Aborting ends the run after the step in progress, with a checkpoint, by throwing RunInterrupted. */
+  signal?: AbortSignal;
+  /** Evaluate the model before the first step and log it as step 0 (default true; not on resume). */
+  evaluateBase?: boolean;
+  /** What was chosen for the user, e.g. micro-batches. */
+  onNote?: (note: string) => void;
+}
+
+/**
+ * Trains as run.json says, into its output folder. Nothing is written until the settings, model, data and the
+ * folder's state are checked (run-guard.ts): a new run refuses a non-empty folder unless `overwrite`, `resume`
+ * continues only a checkpoint of the same settings.
+ */
+export async function runTraining(cfg: RunConfig, o: RunTrainingOptions = {}): Promise<RunResult> {
+  checkTrainSettings(cfg.train, cfg.file);
   const p = o.prepared ?? (await prepareRun(cfg));
   if (p.kind === "lm") for (const n of p.notes ?? []) o.onNote?.(n);
   const model = p.model as AdaptedModel<unknown, unknown>;
-  fs.mkdirSync(cfg.output, { recursive: true });
-  atomicWriteFile(nodePath.join(cfg.output, "run.json"), fs.readFileSync(cfg.file, "utf8"));
   const layout = layoutOf(p);
   const full = cfg.method === null;
   const fullKeys = Object.keys(model.weights);
   const extra = { baseModelNameOrPath: p.baseName, taskType: p.kind === "lm" ? "CAUSAL_LM" : null };
   const savedMethod = cfg.method && withDefaultTargets(cfg.method, model.def.type);
-  let resume;
-  const metricsPath = nodePath.join(cfg.output, "metrics.jsonl");
+  const record = runRecord(cfg);
+  const from = checkRunOutput(cfg, o);
+  const resume = from ? loadCheckpoint(from, layout, fullKeys) : undefined;
+  const metricsPath = startRunOutput(cfg, { ...o, resumed: resume && from ? { step: resume.step, dir: from } : undefined });
   const events: TrainEvent[] = [];
-  if (o.resume) {
-    const dir = latestCheckpoint(cfg.output);
-    if (!dir) throw new ConfigError(`--resume: no checkpoint in ${cfg.output}`);
-    resume = loadCheckpoint(dir, layout, fullKeys);
-    // Keep the log of the steps before the checkpoint; drop what a killed run logged after it.
-    if (fs.existsSync(metricsPath)) {
-      const kept = fs.readFileSync(metricsPath, "utf8").split("\n").filter((l) => l && (JSON.parse(l) as { step?: number }).step! <= resume!.step);
-      fs.writeFileSync(metricsPath, kept.map((l) => l + "\n").join(""));
-    }
-  } else fs.writeFileSync(metricsPath, "");
+  const log = (e: TrainEvent) => {
+    events.push(e);
+    fs.appendFileSync(metricsPath, toJsonLine(e as never) + "\n");
+    o.onEvent?.(e);
+  };
+  if (resume) o.onEvent?.({ kind: "resume", step: resume.step, path: from } as unknown as TrainEvent);
+  else if (o.evaluateBase ?? true) for (const e of await evaluatePrepared(p, null)) log({ ...e, step: 0 });
   const accumulate = p.kind === "lm" ? (p.accumulate ?? 1) : 1;
-  const it = trainIter(model, p.task as Task<unknown, unknown, unknown>, { ...cfg.train, gradAccum: cfg.train.gradAccum * accumulate }, { full, resume, gradients: deepModelGradients(p) as never });
+  const it = trainIter(model, p.task as Task<unknown, unknown, unknown>, { ...cfg.train, gradAccum: cfg.train.gradAccum * accumulate }, { full, resume, layerwise: p.kind === "lm" && p.taskOptions.layerwise, signal: o.signal });
   const started = performance.now();
   let trained: Trainable;
+  let lastCheckpoint: { step: number; path: string } | null = null;
+  let stopped = false;
   for (;;) {
     const r = await it.next();
     if (r.done) {
@@ -252,13 +269,19 @@ export async function runTraining(
       break;
     }
     let e = r.value;
-    if (e.kind === "snapshot") {
-      const path = saveCheckpoint(cfg.output, e.snapshot, savedMethod, extra);
-      e = { kind: "checkpoint", step: e.step, path } as unknown as TrainEvent;
+    if (e.kind === "checkpoint" && e.snapshot) {
+      const path = saveCheckpoint(cfg.output, e.snapshot, savedMethod, extra, record);
+      lastCheckpoint = { step: e.step, path };
+      e = { kind: "checkpoint", step: e.step, path };
     }
-    events.push(e);
-    fs.appendFileSync(metricsPath, toJsonLine(e as never) + "\n");
-    o.onEvent?.(e);
+    // A stopped run's log ends at its checkpoint, which is where a resumed run's log continues.
+    if (e.kind === "done" && e.stopped) stopped = true;
+    else log(e);
+  }
+  if (stopped) {
+    // The signal was aborted, and the step's checkpoint is written.
+    tree.dispose(trained as never);
+    throw new RunInterrupted(lastCheckpoint!.step, lastCheckpoint!.path);
   }
   const seconds = (performance.now() - started) / 1000;
   const trainableParams = (tree.leaves(trained as never) as Arr[]).reduce((s, a) => s + a.size, 0);
@@ -268,13 +291,30 @@ export async function runTraining(
     ? { ...model, weights: Object.fromEntries(Object.entries(model.weights).map(([k, v]) => (v.dispose(), [k, trained.extras[k]]))) }
     : withTrained(model, trained);
   // The trainer already evaluated the final weights when its eval schedule reached the last step.
-  const last = events.filter((e): e is EvalEvent => e.kind === "eval" && e.step === cfg.train.steps);
-  const finalEval = last.length ? last : await evaluatePrepared({ ...p, model: withWeights } as Prepared, withWeights.active ? trainableOf(withWeights) : null);
-  const curves = lossCurves(events as never);
+  const finalStep = events.reduce((s, e) => (e.kind === "done" ? e.step : s), cfg.train.steps);
+  const last = events.filter((e): e is EvalEvent => e.kind === "eval" && e.step === finalStep);
+  let finalEval = last;
+  if (!last.length) {
+    // Logged like the trainer's evaluations, so metrics.jsonl and loss.svg end with the final model too.
+    finalEval = (await evaluatePrepared({ ...p, model: withWeights } as Prepared, withWeights.active ? trainableOf(withWeights) : null)).map((e) => ({ ...e, step: finalStep }));
+    for (const e of finalEval) log(e);
+  }
+  const curves = lossCurves(events);
   atomicWriteFile(
     nodePath.join(cfg.output, "loss.svg"),
     linePlot(curves.map((c) => ({ name: c.name, points: c.points, mode: c.name === "train" ? "line" : "both" })), { title: `${nodePath.basename(cfg.output)}: loss`, xLabel: "step", yLabel: "loss", logY: true }),
   );
-  return { prepared: p, model: withWeights, events, finalEval, adapterDir, trainableParams, seconds };
+  return { prepared: p, model: withWeights, events, finalEval, adapterDir, trainableParams, effectiveParams: effectiveParams(withWeights, trainableParams), seconds };
 }
 
+/**
+ * Evaluates a run's model on its evaluation splits (what `boft eval` prints): with the adapter saved in folder
+ * `adapter`, or the base model alone when `adapter` is null. `onWarning` gets the adapter's load warnings.
+ */
+export async function evaluateRun(cfg: RunConfig, o: { adapter: string | null; onWarning?: (message: string) => void }): Promise<EvalEvent[]> {
+  const p = await prepareRun({ ...cfg, method: null });
+  const loaded = o.adapter === null ? null : loadAdapter(p.model as AdaptedModel<unknown, unknown>, o.adapter);
+  for (const w of loaded?.warnings ?? []) o.onWarning?.(w);
+  const model = loaded ? loaded.model : p.model;
+  return evaluatePrepared({ ...p, model } as Prepared, model.active ? trainableOf(model as AdaptedModel<unknown, unknown>) : null);
+}

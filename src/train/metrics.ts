@@ -7,6 +7,7 @@
  * exactly what a log must not lose (JSON.stringify would turn it into null).
  */
 import { FormatError } from "../errors.js";
+import type { TrainSnapshot } from "./trainer.js";
 
 /** One optimizer step finished. */
 export type StepEvent = {
@@ -37,8 +38,11 @@ export type EvalEvent = {
   metrics?: Record<string, number>;
 };
 
-/** A checkpoint was written. */
-export type CheckpointEvent = { kind: "checkpoint"; step: number; path: string };
+/**
+ * A checkpoint: the trainer yields the state after `step` as an in-memory `snapshot` (resume from it with the
+ * `resume` option); a run writes it to disk and reports its folder as `path` instead.
+ */
+export type CheckpointEvent = { kind: "checkpoint"; step: number; snapshot?: TrainSnapshot; path?: string };
 
 /** Training ended. */
 export type DoneEvent = {
@@ -48,6 +52,8 @@ export type DoneEvent = {
   elapsedMs: number;
   /** Loss of the last step, if any step ran. */
   finalLoss?: number;
+  /** Present (true) when training was stopped early by its AbortSignal. */
+  stopped?: boolean;
 };
 
 export type TrainEvent = StepEvent | EvalEvent | CheckpointEvent | DoneEvent;
@@ -62,7 +68,8 @@ function encodeNumber(_key: string, v: unknown): unknown {
 
 /** One event → one line of JSON (no trailing newline). `kind` comes first so lines are easy to grep. */
 export function toJsonLine(e: TrainEvent): string {
-  const { kind, ...rest } = e;
+  // A snapshot is tensors, not a log line: runs write it as a checkpoint folder and log its path.
+  const { kind, snapshot: _snapshot, ...rest } = e as TrainEvent & { snapshot?: unknown };
   return JSON.stringify({ kind, ...rest }, encodeNumber);
 }
 

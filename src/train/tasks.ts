@@ -3,13 +3,13 @@
  * classification (accuracy). Each evaluates on named splits, so one run reports adaptation and forgetting.
  */
 import { np, tree, jit, type Arr } from "../engine/index.js";
+import { ConfigError } from "../errors.js";
 import type { Weights } from "../models/model.js";
 import type { Rng } from "../data/rng.js";
-import { randomBatch, sequentialBatches } from "../data/text.js";
+import { randomBatch, sequentialBatches, spreadBatches } from "../data/text.js";
 import type { LabelledImages } from "../data/vision.js";
 import { type AdaptedModel, type Trainable, forwardWith } from "../models/adapted.js";
-import type { LlamaConfig, LlamaInput, KvCache } from "../models/llama.js";
-import { layerwiseLoss } from "../models/llama-grad.js";
+import type { LlamaInput, KvCache } from "../models/llama.js";
 import { crossEntropy, type Task } from "./trainer.js";
 import type { EvalEvent } from "./metrics.js";
 
@@ -21,10 +21,10 @@ export interface LmTaskOptions {
   evals: Record<string, Int32Array>;
   batchSize: number;
   seqLen: number;
-  /** At most this many evaluation windows per split (keeps evaluation cheap and always the same tokens). */
+  /** At most this many evaluation windows per split, spread evenly over all of it (cheap, and always the same tokens). */
   evalWindows?: number;
-  /** Evaluate one decoder layer at a time (deep models; src/models/llama-grad.ts), with the model's config. */
-  layerwise?: LlamaConfig;
+  /** Evaluate with the model's own layer-by-layer strategy (ModelDef.layerwise), for deep models. */
+  layerwise?: boolean;
 }
 
 function ids(a: Int32Array, rows: number, cols: number): Arr {
@@ -50,24 +50,24 @@ function compiledEval<I, O, T, R>(m: AdaptedModel<I, O>, trainable: Trainable | 
   return Object.assign(call, { dispose: () => run.dispose() });
 }
 
-/** The same as compiledEval's cross-entropy, one decoder layer at a time. Borrows `m` and `trainable`. */
-function layerwiseEval(m: AdaptedModel<LlamaInput, LmOutput>, trainable: Trainable | null, c: LlamaConfig) {
-  const call = (input: LlamaInput, target: Arr): Promise<Arr> =>
-    layerwiseLoss(m, c, trainable ? tree.ref(trainable) : null, input.ids, (logits) => crossEntropy(logits, target));
+/** The same as compiledEval's `f`, by the model's layer-by-layer strategy. Borrows `m` and `trainable`. */
+function layerwiseEval<I, O, T>(m: AdaptedModel<I, O>, trainable: Trainable | null, f: (out: O, target: T) => Arr) {
+  const strategy = m.def.layerwise;
+  if (!strategy) throw new ConfigError(`evaluate: the ${m.def.type} model has no layer-by-layer strategy (layerwise: true)`);
+  const call = (input: I, target: T): Promise<Arr> => strategy.loss(m, trainable ? tree.ref(trainable) : null, input, (out) => f(out, target));
   return Object.assign(call, { dispose: () => {} });
 }
 
 /** Mean cross-entropy and perplexity of `m` (with `trainable`) on each split. Consumes trainable. */
 export async function evaluateLm(m: AdaptedModel<LlamaInput, LmOutput>, trainable: Trainable | null, o: LmTaskOptions): Promise<EvalEvent[]> {
   const events: EvalEvent[] = [];
-  const lossOf = o.layerwise ? layerwiseEval(m, trainable, o.layerwise) : compiledEval(m, trainable, (out: LmOutput, target: Arr) => crossEntropy(out.logits, target));
+  const lmLoss = (out: LmOutput, target: Arr) => crossEntropy(out.logits, target);
+  const lossOf = o.layerwise ? layerwiseEval(m, trainable, lmLoss) : compiledEval(m, trainable, lmLoss);
   for (const [split, tokens] of Object.entries(o.evals)) {
     let sum = 0;
     let count = 0;
-    let windows = 0;
-    for (const b of sequentialBatches(tokens, { batchSize: o.batchSize, seqLen: o.seqLen })) {
-      if (o.evalWindows !== undefined && windows >= o.evalWindows) break;
-      windows += b.batchSize;
+    const batches = o.evalWindows === undefined ? sequentialBatches(tokens, o) : spreadBatches(tokens, { ...o, windows: o.evalWindows });
+    for (const b of batches) {
       const n = b.batchSize * b.seqLen;
       sum += ((await (await lossOf({ ids: ids(b.inputs, b.batchSize, b.seqLen) }, ids(b.targets, b.batchSize, b.seqLen))).data()) as Float32Array)[0] * n;
       count += n;

@@ -15,7 +15,7 @@ import { projectLayerParams, planUsesDropout } from "../methods/adapter.js";
 import { adamw, clipScale, scaleLeaf, adamwStateToHostAsync, adamwStateFromHost, type AdamW, type AdamWState, type AdamWHostState } from "./optim.js";
 import { lrAt } from "./schedule.js";
 import { type HostTree, type Tree, treeToHostAsync, treeFromHost } from "./host-tree.js";
-import type { StepEvent, EvalEvent, DoneEvent } from "./metrics.js";
+import type { EvalEvent, TrainEvent } from "./metrics.js";
 
 export interface TrainConfig {
   steps: number;
@@ -29,8 +29,8 @@ export interface TrainConfig {
   /** Clip the global gradient norm to this (0: no clipping). */
   maxGradNorm: number;
   evalEvery: number;
-  /** Emit a snapshot every N steps (0: only at the end). */
-  snapshotEvery: number;
+  /** Yield a checkpoint (an in-memory snapshot) every N steps (0: only at the end). */
+  checkpointEvery: number;
   seed: number;
 }
 
@@ -42,14 +42,24 @@ export const trainDefaults: TrainConfig = {
   weightDecay: 0, // HF TrainingArguments' default; decay would pull BOFT's s toward 0
   maxGradNorm: 1,
   evalEvery: 0,
-  snapshotEvery: 0,
+  checkpointEvery: 0,
   seed: 0,
 };
 
+/** One training batch. */
+export interface Batch<I, T> {
+  input: I;
+  target: T;
+  items: number;
+}
+
 /** What is trained and how its loss is measured. */
 export interface Task<I, O, T> {
-  /** Draws the next batch from `r`. `items` counts tokens or samples, for throughput. */
-  batch(r: Rng): { input: I; target: T; items: number };
+  /**
+   * Draws the next batch from `r` (or from its own source). `items` counts tokens or samples, for throughput. null:
+   * the data ran out, and training ends after the last full step.
+   */
+  batch(r: Rng): Batch<I, T> | null | Promise<Batch<I, T> | null>;
   /** Scalar loss of a forward output. Consumes output and target. */
   loss(output: O, target: T): Arr;
   /** Evaluations to report (split name → loss and metrics), run on the model with its current trainables. */
@@ -65,8 +75,7 @@ export interface TrainSnapshot {
   dropoutRng: RngState;
 }
 
-export type SnapshotEvent = { kind: "snapshot"; step: number; snapshot: TrainSnapshot };
-export type TrainEvent = StepEvent | EvalEvent | SnapshotEvent | DoneEvent;
+export type { TrainEvent };
 
 export interface TrainOptions<I = unknown, T = unknown> {
   /** Train everything (full finetuning) instead of the active adapter. */
@@ -82,6 +91,13 @@ export interface TrainOptions<I = unknown, T = unknown> {
    * models whose single compiled step would not fit jax-js's heap. Consumes t, input and target.
    */
   gradients?: (t: Trainable, input: I, target: T, random: () => number) => [Arr, Trainable] | Promise<[Arr, Trainable]>;
+  /** Stops training after the step in progress: a checkpoint of that step is yielded (no evaluation), then `done` with `stopped`. */
+  signal?: AbortSignal;
+  /**
+   * Take loss and gradients from the model's own layer-by-layer strategy (ModelDef.layerwise; deep models whose
+   * single compiled step would not fit jax-js's heap), full finetuning included.
+   */
+  layerwise?: boolean;
 }
 
 function initialTrainable<I, O>(m: AdaptedModel<I, O>, full: boolean): Trainable {
@@ -140,24 +156,36 @@ export async function* trainIter<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O
 
   const usesDropout = planUsesDropout(m.active ? m.adapters[m.active].plan : null);
   const random = () => dropout.nextFloat();
-  const custom = o.gradients;
+  const custom = o.gradients ?? (o.layerwise ? layerwiseGradients(m, task) : undefined);
   const gradients = custom
     ? Object.assign((t: Trainable, input: I, target: T) => custom(t, input, target, random), { dispose: () => {} })
     : gradientFn(m, task, o.jit ?? !usesDropout, random);
   const started = performance.now();
   let lastLoss: number | undefined;
   try {
+    let completed = first;
+    let stopped = false;
     for (let step = first; step < c.steps; step++) {
       const lr = lrAt(step, schedule);
       let grads: Trainable | null = null;
       let lossSum: Arr | null = null;
       let items = 0;
+      let exhausted = false;
       for (let micro = 0; micro < c.gradAccum; micro++) {
-        const b = task.batch(data);
+        const b = await task.batch(data);
+        if (b === null) {
+          exhausted = true;
+          break;
+        }
         items += b.items;
         const [loss, g] = await gradients(tree.ref(trainable), b.input, b.target);
         lossSum = lossSum ? lossSum.add(loss) : loss;
         grads = grads ? (tree.map((a: Arr, x: Arr) => a.add(x), grads as never, g as never) as unknown as Trainable) : g;
+      }
+      if (exhausted) {
+        // A partial step is not taken: the data ran out.
+        tree.dispose([grads, lossSum].filter((x) => x !== null) as never);
+        break;
       }
       if (c.gradAccum > 1) grads = tree.map((a: Arr) => a.mul(1 / c.gradAccum), grads as never) as unknown as Trainable;
       let gradNorm: Arr | null = null;
@@ -173,16 +201,20 @@ export async function* trainIter<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O
       // Async reads: with worker threads, a synchronous read of work still in flight would throw.
       lastLoss = ((await lossSum!.mul(1 / c.gradAccum).data()) as Float32Array)[0];
       const norm = gradNorm ? ((await gradNorm.data()) as Float32Array)[0] : undefined;
+      completed = step + 1;
       yield { kind: "step", step: step + 1, totalSteps: c.steps, loss: lastLoss, lr, gradNorm: norm, items, elapsedMs: performance.now() - started };
       const done = step + 1 === c.steps;
+      // A stop skips the evaluation an uninterrupted run would not make here, so a resumed run logs the same events.
+      stopped = !done && (o.signal?.aborted ?? false);
       if (task.evaluate && c.evalEvery > 0 && ((step + 1) % c.evalEvery === 0 || done)) {
         for (const e of await task.evaluate(m, tree.ref(trainable))) yield { ...e, step: step + 1 };
       }
-      if ((c.snapshotEvery > 0 && (step + 1) % c.snapshotEvery === 0) || done) {
-        yield { kind: "snapshot", step: step + 1, snapshot: await snapshotOf(step + 1, trainable, opt, data, dropout) };
+      if ((c.checkpointEvery > 0 && (step + 1) % c.checkpointEvery === 0) || done || stopped) {
+        yield { kind: "checkpoint", step: step + 1, snapshot: await snapshotOf(step + 1, trainable, opt, data, dropout) };
       }
+      if (stopped) break;
     }
-    yield { kind: "done", step: c.steps, elapsedMs: performance.now() - started, finalLoss: lastLoss };
+    yield { kind: "done", step: completed, elapsedMs: performance.now() - started, finalLoss: lastLoss, ...(stopped ? { stopped: true } : {}) };
     tree.dispose(opt as unknown as Tree);
     return trainable;
   } catch (e) {
@@ -232,6 +264,13 @@ export async function updateInGroups(
   }
   const build = (xs: Arr[]) => tree.unflatten(def, xs) as never;
   return [build(out.p), { count, mu: build(out.m), nu: build(out.v) }];
+}
+
+/** The model's layer-by-layer loss and gradients as the trainer's gradient function. */
+function layerwiseGradients<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O, T>): NonNullable<TrainOptions<I, T>["gradients"]> {
+  const strategy = m.def.layerwise;
+  if (!strategy) throw new ConfigError(`train: the ${m.def.type} model has no layer-by-layer strategy (layerwise: true)`);
+  return (t, input, target, random) => strategy.valueAndGrad(m, t, input, (out) => task.loss(out, target), { training: true, random });
 }
 
 type GradientFn<I, T> = ((t: Trainable, input: I, target: T) => [Arr, Trainable]) & { dispose(): void };

@@ -10,7 +10,7 @@
 import { np, type Arr, type FloatDType, jaxDType, fromDraws } from "../../engine/index.js";
 import { ShapeError } from "../../errors.js";
 import { skewFromFull, multiplicativeDropoutMask, rotateRows, denseRotation } from "../../math/index.js";
-import { cayleyJit as cayley } from "../../math/cayley-jit.js"; // exact, and runs under jit (no solve)
+import { cayleyJit } from "../../math/cayley-jit.js"; // exact, and runs under jit (no solve)
 import { type LinearWeights, type Conv2dGeometry, linear, conv2d } from "../base-layers.js";
 import { type RotationSide, chooseSide } from "../side.js";
 
@@ -63,7 +63,7 @@ export function boftInit(s: BoftLayerShape, o: { initWeights: boolean; dtype?: F
 
 /** The orthogonal blocks Q [m, D, b, b] = Cayley(½(R−Rᵀ)). Consumes r. */
 export function boftBlocks(r: Arr): Arr {
-  return cayley(boftSkew(r));
+  return cayleyJit(boftSkew(r));
 }
 
 /** The skew blocks ½(R − Rᵀ) the rotation is the Cayley transform of. Consumes r. */

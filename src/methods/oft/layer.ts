@@ -12,7 +12,7 @@
 import { np, type Arr, type FloatDType, jaxDType, fromDraws } from "../../engine/index.js";
 import { ShapeError } from "../../errors.js";
 import { cayleyNeumann, coftStraightThrough, skewFromPacked, rotateRows, denseRotation } from "../../math/index.js";
-import { cayleyJit as cayley } from "../../math/cayley-jit.js"; // exact, and runs under jit (no solve)
+import { cayleyJit } from "../../math/cayley-jit.js"; // exact, and runs under jit (no solve)
 import { type LinearWeights, type Conv2dGeometry, linear, conv2d } from "../base-layers.js";
 import { type RotationSide, chooseSide } from "../side.js";
 
@@ -71,7 +71,7 @@ export function oftSkew(s: OftLayerShape, p: OftParams): { skew: Arr; terms: num
 /** The stored blocks' rotations, [r, b, b] (block_share: [1, b, b]), as PEFT's `_cayley_batch`. Consumes params. */
 export function oftBlocks(s: OftLayerShape, p: OftParams): Arr {
   const { skew, terms } = oftSkew(s, p);
-  return terms === null ? cayley(skew) : cayleyNeumann(skew, terms);
+  return terms === null ? cayleyJit(skew) : cayleyNeumann(skew, terms);
 }
 
 /** The block-diagonal as one butterfly factor [1, r, b, b] (block_share repeats the one block). Consumes q. */
