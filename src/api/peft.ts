@@ -210,16 +210,15 @@ export function replaceTrained(s: PeftState, name: string, t: Trainable): void {
  * asynchronously. A Model runs its base weights.
  */
 export async function forward(m: PeftModel | Model, input: HostTensor<HostDType>): Promise<HostTensor> {
-  if (isPeftModel(m)) {
-    const s = peftState(m as PeftModel);
-    const st = modelState(s.base);
-    const rec = activeRecord(s);
-    const out = forwardWith(rec, rec.active ? trainableOf(rec) : null, st.input(input));
-    return toTensor(st.logits(out));
-  }
-  const st = modelState(m as Model);
-  const out = forwardWith(adaptedModel(st.def, st.weights), null, st.input(input));
-  return toTensor(st.logits(out));
+  const st = modelState(isPeftModel(m) ? peftState(m as PeftModel).base : (m as Model));
+  const rec = isPeftModel(m) ? activeRecord(peftState(m as PeftModel)) : adaptedModel(st.def, st.weights);
+  const t = rec.active ? trainableOf(rec) : null;
+  const x = st.input(input);
+  // A deep model runs one compiled decoder layer at a time, awaited (its layer-by-layer strategy, the path its
+  // evaluation takes): the kernels run on the worker threads, and the heap holds one layer's intermediates.
+  const strategy = rec.def.layerwise;
+  if (strategy?.preferred) return toTensor(await strategy.loss(rec, t, x, (out) => st.logits(out)));
+  return toTensor(st.logits(forwardWith(rec, t, x)));
 }
 
 /**
