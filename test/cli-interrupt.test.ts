@@ -8,8 +8,8 @@ import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { BIN } from "./cli-helpers.js";
 
-const BIN = path.join(process.cwd(), "bin", "boft.js");
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "boft-interrupt-"));
 after(() => fs.rmSync(root, { recursive: true, force: true }));
 

@@ -5,21 +5,13 @@
  */
 import { describe, it, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { encode, decode } from "../src/data/text.js";
 import { writeAdapterDir } from "./merge-helpers.js";
+import { BROWN_LM, TEXT, boft } from "./cli-helpers.js";
 
-const BIN = path.join(process.cwd(), "bin", "boft.js");
-const BROWN_LM = path.join(process.cwd(), "assets", "brown-lm");
-const TEXT = path.join(process.cwd(), "examples", "text", "train.jsonl");
-
-function boft(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8" });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "boft-cli-run-"));
 after(() => fs.rmSync(root, { recursive: true, force: true }));

@@ -5,19 +5,13 @@
  */
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { mergeCheckpoint } from "../src/node/merge-checkpoint.js";
 import { normalSampler, loadCase, ref } from "./helpers.js";
 import { type NamedTensor, type AdapterTensor, tempDir, tensor, randomValues, writeCheckpoint, writeAdapterDir, readFile, rawSafetensors } from "./merge-helpers.js";
+import { boft } from "./cli-helpers.js";
 
-const BIN = path.join(process.cwd(), "bin", "boft.js");
-
-function boft(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8" });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 const root = tempDir("boft-cli-test-");
 after(() => fs.rmSync(root, { recursive: true, force: true }));

@@ -12,8 +12,8 @@ import * as nodePath from "node:path";
 import { rng } from "../src/data/rng.js";
 import { normalSampler } from "./helpers.js";
 import { tempDir, tensor, randomValues, writeCheckpoint, writeAdapterDir } from "./merge-helpers.js";
+import { BIN } from "./cli-helpers.js";
 
-const BIN = nodePath.join(process.cwd(), "bin", "boft.js");
 const KILLS = 8;
 const TEMP = /\.merge-\d+(\.tmp-\d+)?$/;
 

@@ -12,8 +12,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as nodePath from "node:path";
 import { rng } from "../src/data/rng.js";
+import { BIN } from "./cli-helpers.js";
 
-const BIN = nodePath.join(process.cwd(), "bin", "boft.js");
 /** Kills the README's "Reliability" section quotes. */
 const KILLS = 20;
 

@@ -12,8 +12,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { normalSampler } from "./helpers.js";
 import { tempDir, tensor, randomValues, writeCheckpoint, writeAdapterDir } from "./merge-helpers.js";
+import { BIN } from "./cli-helpers.js";
 
-const BIN = path.join(process.cwd(), "bin", "boft.js");
 const boft = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8" });
 
 const root = tempDir("boft-merge-in-place-");
