@@ -332,8 +332,15 @@ describe("BOFT training on a loaded model: PEFT keys and config", () => {
   }
 });
 
-for (const compiled of [true, false]) {
-  test(`layerwiseValueAndGrad() = valueAndGrad of the whole forward (BOFT with trained biases, GQA, q/k/v biases; ${compiled ? "compiled layers" : "eager vjp per layer"})`, async () => {
+/** The spacing of float32 values at x. */
+const ulp32 = (x: number) => 2 ** (Math.floor(Math.log2(Math.abs(x))) - 23);
+const LAYER_MODES = [
+  { compiled: true, keepResiduals: true, name: "compiled layers keeping their residuals" },
+  { compiled: true, keepResiduals: false, name: "compiled layers recomputed in the backward" },
+  { compiled: false, name: "eager vjp per layer" },
+];
+for (const { name, ...mode } of LAYER_MODES) {
+  test(`layerwiseValueAndGrad() = valueAndGrad of the whole forward (BOFT with trained biases, GQA, q/k/v biases; ${name})`, async () => {
     const { dir } = fixture(CASES[3][0]);
     const hf = loadHfModel(dir, { tokenizer: false });
     const method = { kind: "BOFT" as const, config: boftConfig({ blockSize: 4, nButterflyFactor: 2, targetModules: null, bias: "boft_only", initWeights: false }) };
@@ -342,8 +349,11 @@ for (const compiled of [true, false]) {
     const [ids, ys] = sampleIds(17, 12, 2).map((s, i, all) => (i === 0 ? all : all.map((r) => r.map((v) => (v * 7 + 3) % TINY.vocab))));
     const target = () => idsArr(ys);
     const [l1, g1] = (valueAndGrad((t: Trainable) => crossEntropy(forwardWith(m, t, { ids: idsArr(ids) }).logits, target())) as (t: Trainable) => [Arr, Trainable])(trainableOf(m));
-    const [l2, g2] = await layerwiseValueAndGrad(m, hf.config, trainableOf(m), idsArr(ids), (logits) => crossEntropy(logits, target()), { compiled });
-    assert.ok(Math.abs(toHost(l1).data[0] - toHost(l2).data[0]) < 1e-6);
+    const [l2, g2] = await layerwiseValueAndGrad(m, hf.config, trainableOf(m), idsArr(ids), (logits) => crossEntropy(logits, target()), mode);
+    const [x1, x2] = [toHost(l1).data[0], toHost(l2).data[0]];
+    // Keeping residuals, the forward is jax-js's partial evaluation of the layer's JVP: it stores more intermediates
+    // than the plain forward, so its kernels fuse (and round) differently; the loss may then differ in its last bits.
+    assert.ok(Math.abs(x1 - x2) < (mode.keepResiduals ? 4 * ulp32(x1) : 1e-6), `${x2} vs ${x1}`);
     const a = tree.leaves(g1 as never) as Arr[];
     const b = tree.leaves(g2 as never) as Arr[];
     assert.equal(a.length, b.length);
@@ -357,15 +367,16 @@ for (const compiled of [true, false]) {
   });
 }
 
-for (const c of [CASES[0], CASES[1]]) {
-  test(`layerwiseValueAndGrad() in full finetuning = valueAndGrad of the whole forward (every weight, the embedding included; ${c[0]})`, async () => {
+for (const [c, keepResiduals] of [[CASES[0], true], [CASES[1], false], [CASES[1], true]] as const) {
+  test(`layerwiseValueAndGrad() in full finetuning = valueAndGrad of the whole forward (every weight, the embedding included; ${c[0]}; ${keepResiduals ? "residuals kept" : "layers recomputed"})`, async () => {
     const hf = loadHfModel(fixture(c[0]).dir, { tokenizer: false });
     const m: CausalLm = adaptedModel(hf.def, hf.weights);
     const all = (): Trainable => ({ adapter: {}, extras: Object.fromEntries(Object.entries(m.weights).map(([k, v]) => [k, v.ref])) });
     const [ids, ys] = sampleIds(23, 12, 2).map((s, i, all) => (i === 0 ? all : all.map((r) => r.map((v) => (v * 3 + 2) % TINY.vocab))));
     const [l1, g1] = (valueAndGrad((t: Trainable) => crossEntropy(forwardWith(m, t, { ids: idsArr(ids) }).logits, idsArr(ys))) as (t: Trainable) => [Arr, Trainable])(all());
-    const [l2, g2] = await layerwiseValueAndGrad(m, hf.config, all(), idsArr(ids), (logits) => crossEntropy(logits, idsArr(ys)));
-    assert.ok(Math.abs(toHost(l1).data[0] - toHost(l2).data[0]) < 1e-6);
+    const [l2, g2] = await layerwiseValueAndGrad(m, hf.config, all(), idsArr(ids), (logits) => crossEntropy(logits, idsArr(ys)), { keepResiduals });
+    const [x1, x2] = [toHost(l1).data[0], toHost(l2).data[0]];
+    assert.ok(Math.abs(x1 - x2) < (keepResiduals ? 4 * ulp32(x1) : 1e-6), `${x2} vs ${x1}`); // see above
     assert.deepEqual(Object.keys(g2.extras).sort(), Object.keys(g1.extras).sort());
     for (const k of Object.keys(g1.extras)) {
       const err = relErr(toHost(g2.extras[k]).data, toHost(g1.extras[k]).data);

@@ -8,11 +8,17 @@
  * layers run one after another, each to completion, and the backward pass walks them in reverse: time and memory
  * are linear in depth.
  *
- * Two ways, same numbers (test/hf-model.test.ts checks both against valueAndGrad of the whole forward):
- * - compiled (the default): every decoder layer is seen under layer 0's names, so one jitted forward and one jitted
- *   "recompute the layer, then its vjp" serve all layers (compiled once per distinct layer structure). Only the
- *   layers' inputs are kept between the passes. SmolLM2-135M's shape, BOFT on q/v, B = 1, T = 256, 2 threads:
- *   `boft train` takes 4.9 s and 1.6 GB per step.
+ * Three ways, the same numbers up to float32 rounding (test/hf-model.test.ts checks each against valueAndGrad of the
+ * whole forward):
+ * - compiled (the default): every decoder layer is seen under layer 0's names, so one jitted layer serves all layers
+ *   (compiled once per distinct layer structure). Then either
+ *   - residuals kept (the default when they fit the heap, residualBytes): the vjp of the jitted layer, run per
+ *     layer. jax-js splits it into a compiled forward that also returns what the backward needs and a compiled
+ *     backward (patch 02 makes both cheap: docs/engine-notes.md). No layer is computed twice; or
+ *   - recomputed: only the layers' inputs are kept, and a jitted "recompute the layer, then its vjp" runs in the
+ *     backward: one more layer forward per layer, for memory that does not grow with the intermediates.
+ *   SmolLM2-135M's shape, BOFT on q/v, B = 1, T = 256, 2 threads, CPU time per step (busy
+ *   machine, docs/engine-notes.md): 8.75 s keeping residuals, 11.1 s recomputing; peak RSS 2.4 and 1.6 GiB.
  * - eager: one vjp per layer, its closure kept until the backward pass (9.6 s and 2.7 GB per step there, measured
  *   by bench/hf-135m.ts). Used when an adapter has dropout, whose masks are drawn on the host while tracing (a
  *   compiled layer would reuse them).
@@ -44,6 +50,18 @@ const layerPrefix = (i: number) => `model.layers.${i}.`;
 const inLayer = (i: number) => (k: string) => k.startsWith(layerPrefix(i));
 const inHead = (k: string) => !k.startsWith("model.layers.");
 
+/** How layerwiseValueAndGrad runs the layers. */
+export interface LayerwiseOptions {
+  /** One compiled forward and backward per layer structure (default), or one eager vjp per layer. */
+  compiled?: boolean;
+  /**
+   * Compiled only: keep each layer's residuals from the forward for its backward (no recompute), or keep only its
+   * input and recompute the layer in the backward. Default: keep them when the step still fits the heap with them
+   * (residualBytes), which is the faster way by one layer forward per layer.
+   */
+  keepResiduals?: boolean;
+}
+
 /**
  * [loss, gradients] of `loss(logits)` for the model's active adapter, where `t` holds the values to differentiate
  * (trainableOf(m) or the trainer's current ones). Consumes `t` and `ids`; borrows the model. `loss` consumes the
@@ -56,10 +74,11 @@ export async function layerwiseValueAndGrad(
   t: Trainable,
   ids: Arr,
   loss: (logits: Arr) => Arr,
-  o: ApplyOptions & { compiled?: boolean } = {},
+  o: ApplyOptions & LayerwiseOptions = {},
 ): Promise<[Arr, Trainable]> {
   const plan: AdapterPlan | null = m.active ? m.adapters[m.active].plan : null;
-  const steps = (o.compiled ?? true) && !planUsesDropout(plan) ? compiledSteps(m, c, t, plan, o) : eagerSteps(m, c, t, plan, o);
+  const keep = () => o.keepResiduals ?? residualsFit(m, c, t, ids);
+  const steps = (o.compiled ?? true) && !planUsesDropout(plan) ? compiledSteps(m, c, t, plan, o, true, keep()) : eagerSteps(m, c, t, plan, o);
   const L = c.numHiddenLayers;
   // A trained embedding (full finetuning) gets two gradients: through the head when tied (the head's vjp) and
   // through the lookup, which is the input cotangent scattered into its rows (an eager vjp of take, at the end).
@@ -184,7 +203,7 @@ const compiledCache = new WeakMap<Weights, Map<string, { fwd: Compiled; bwd: Com
  * Layer i runs as layer 0 (its weights, trainables and plan renamed), so the compiled functions are shared by every
  * layer of the same structure. The forward keeps only the layer's input; the backward recomputes the layer.
  */
-function compiledSteps(m: LlamaModel, c: LlamaConfig, t: Trainable, plan: AdapterPlan | null, o: ApplyOptions, keepInputs = true): LayerSteps {
+function compiledSteps(m: LlamaModel, c: LlamaConfig, t: Trainable, plan: AdapterPlan | null, o: ApplyOptions, keepInputs = true, keepResiduals = false): LayerSteps {
   let cache = compiledCache.get(m.weights);
   if (!cache) compiledCache.set(m.weights, (cache = new Map()));
   const inputs: Arr[] = [];
@@ -224,17 +243,36 @@ function compiledSteps(m: LlamaModel, c: LlamaConfig, t: Trainable, plan: Adapte
     const pre = layerPrefix(i);
     return { params: renameKeys(pick(t.adapter, inLayer(i)), pre, LAYER0), extras: renameKeys(pick(t.extras, inLayer(i)), pre, LAYER0) };
   };
+  const backs: Back[] = [];
   return {
     async forward(i, h) {
       const { frozen, fns } = view(i);
       const { params, extras } = own(i);
+      if (keepInputs && keepResiduals) {
+        // vjp of the compiled layer: jax-js partially evaluates the jit into a compiled forward that also returns
+        // the residuals, and transposes the rest into a compiled backward (both cached with patch 02).
+        const layer = (p: AdapterParams, e: Record<string, Arr>, x: Arr) => fns.fwd(frozen, p, e, x) as Arr;
+        const [next, back] = vjp(layer as never, [tree.ref(params), tree.ref(extras), h] as never) as unknown as [Arr, Back];
+        backs[i] = back;
+        await blockUntilReady(next);
+        return next;
+      }
       if (keepInputs) inputs[i] = h.ref;
       const next = fns.fwd(frozen, tree.ref(params), tree.ref(extras), h) as Arr; // t's leaves are kept for the backward
       await blockUntilReady(next);
       return next;
     },
     async backward(i, ct) {
-      const { frozen, fns, pre } = view(i);
+      const pre = layerPrefix(i);
+      if (backs[i]) {
+        const [ga, ge, g] = backs[i](ct) as Grads;
+        backs[i].dispose();
+        delete backs[i];
+        tree.dispose([pick(t.adapter, inLayer(i)), pick(t.extras, inLayer(i))] as never); // the forward borrowed refs of them
+        await blockUntilReady([ga, ge, g]);
+        return [renameKeys(ga, LAYER0, pre), renameKeys(ge, LAYER0, pre), g];
+      }
+      const { frozen, fns } = view(i);
       const { params, extras } = own(i);
       const [ga, ge, g] = fns.bwd(frozen, params, extras, inputs[i], ct) as Grads;
       await blockUntilReady([ga, ge, g]);
@@ -262,6 +300,25 @@ export function layerwiseStepBytes(c: LlamaConfig, tokens: number, seqLen: numbe
   return 4 * (weightCount + 4 * trainedCount + tokens * perToken);
 }
 
+
+/**
+ * Bytes of jax-js heap the kept residuals of every decoder layer take, estimated: per token and layer, about six
+ * copies of its attention row (heads × sequence), eight of the MLP's width and twelve of the model's. Calibrated on
+ * SmolLM2-135M's shape, B = 1, T = 256 (peak RSS 1.6 → 2.5 GiB with them kept; this says 1.0 GB).
+ */
+export function residualBytes(c: LlamaConfig, tokens: number, seqLen: number): number {
+  const { hiddenSize: d, intermediateSize: f, numHiddenLayers: L, numAttentionHeads: H } = c;
+  return 4 * tokens * L * (6 * H * seqLen + 8 * f + 12 * d);
+}
+
+/** Whether a step keeping every layer's residuals fits the heap budget (else the backward recomputes each layer). */
+function residualsFit(m: LlamaModel, c: LlamaConfig, t: Trainable, ids: Arr, budget = HEAP_BUDGET_BYTES): boolean {
+  const count = (xs: Arr[]) => xs.reduce((n, a) => n + a.size, 0);
+  const trained = count(tree.leaves(t as never) as Arr[]);
+  const weights = count(Object.values(m.weights));
+  const [B, T] = ids.shape;
+  return layerwiseStepBytes(c, B * T, T, weights, trained) + residualBytes(c, B * T, T) <= budget;
+}
 
 /**
  * The number of micro-batches to split a batch of `batchSize` sequences into, so that each fits the heap: the
