@@ -1,21 +1,28 @@
 /**
- * Scale check, side by side with PyTorch: a random model of SmolLM2-135M's shape (LlamaForCausalLM: hidden 576,
- * intermediate 1536, 30 layers, 9 heads / 3 kv heads, head_dim 64, vocab 49152, tied embeddings; 134.5M parameters),
- * built in memory, timed for
- *   forward   logits of B × T tokens (inference, no adapter), one compiled decoder layer at a time, read
- *             asynchronously (both cores)
- *   train     one BOFT training step (q_proj + v_proj, b = 8, m = 2, PEFT's default targets for llama): loss and
- *             gradients one decoder layer at a time (src/models/llama-grad.ts), global-norm clip, AdamW
- *   lora      the same step with LoRA r = 8 (alpha 8) on q_proj + v_proj
- *   full      the same step training every weight (full finetuning, the tied embedding included); at 135M it does
- *             not fit jax-js's 4 GiB heap (weights, trained copy, gradients, AdamW moments), and is reported as such
- *   trainer   the BOFT step through src/train/trainer.ts (one valueAndGrad / jit over the whole model), for
+ * Scale check, side by side with PyTorch, through boft's public API only (`boft`, `boft/node`, `boft/preload`): a
+ * random model of SmolLM2-135M's shape (LlamaForCausalLM: hidden 576, intermediate 1536, 30 layers, 9 heads / 3 kv
+ * heads, head_dim 64, vocab 49152, tied embeddings; 134.5M parameters) built with `llamaFromConfig`, timed for
+ *   forward   `forward(model, ids)`: logits of B × T tokens, no adapter (a deep model runs one compiled decoder layer
+ *             at a time, read asynchronously, so both cores work)
+ *   train     `finetune` of a BOFT adapter from `getPeftModel` (q_proj + v_proj, b = 8, m = 2, PEFT's default targets
+ *             for llama): time and CPU between its step events (the model's layer-by-layer gradient, clipping, AdamW)
+ *   lora      the same with LoRA r = 8 (alpha 8) on q_proj + v_proj
+ *   trainer   the BOFT step with `finetune(…, { layerwise: false })` (one compiled step over the whole model), for
  *             comparison; not in the default runs: at 30 layers it outgrows jax-js's 4 GiB heap
- *   generate  greedy decoding with the KV cache (a T-token prompt, then 32 new tokens), read synchronously (the
- *             faster way on Node: asynchronous dispatch doubles a token's CPU time; --async measures it)
- *   cli       `boft train` on a random bf16 checkpoint of that shape written in the Hugging Face layout (text data,
- *             PEFT's default targets), as a user runs it: seconds per step from its metrics.jsonl, its peak memory
- * Each case runs in a child process so its peak RSS (process.resourceUsage().maxRSS) is its own.
+ *   generate  `generate` with the KV cache: a T-token prompt, then 32 new tokens
+ *   cli       `boft train` on a random f32 checkpoint of that shape written with `saveWeights` in the Hugging Face
+ *             layout (char tokenizer, Brown "romance" text, PEFT's default targets), as a user runs it: seconds per
+ *             step from its metrics.jsonl, its peak memory
+ *   full      the same command with `peft_type: "FULL"` (full finetuning: the public `finetune` trains adapters, the
+ *             command also trains every weight)
+ * Each case runs in a child process (`node --import boft/preload`, with BOFT_HEAP_GIB and BOFT_THREADS as given), so
+ * its peak RSS (process.resourceUsage().maxRSS) is its own. The cli and full rows have no CPU time: it is the
+ * command's, a process this bench does not measure from inside.
+ *
+ * Not measured any more, because the public API does not expose them (the last figures are in docs/engine-notes.md
+ * and the README's history): the eager forward read synchronously (`--sync`: the library reads asynchronously, so
+ * that no public path needs a synchronous read) and generation with synchronous reads (`generate` is always
+ * asynchronous; on wasm a token's ~1,500 small kernels cost about twice the CPU that way).
  *
  * PyTorch (bench/torch_llama.py: a straightforward Llama of the same shape, random weights; torch intra-op 1 thread
  * + OpenBLAS's own 2, this machine's fastest setting) runs the matching case right after each boft case, so the two
@@ -25,21 +32,19 @@
  * Skipped, with the reason, when /usr/bin/python3 has no torch (bench/setup-torch.sh installs Debian's).
  *
  *   node dist/bench/hf-135m.js [--runs forward:1x256,train:1x256,...] [--steps 3] [--rounds 1] [--no-torch]
- *                              [--sync] [--async] [--heap-gib 4]
+ *                              [--heap-gib 4]
  *
  * A run is case:BxT (batch × sequence length; for generate, T is the prompt length and 32 tokens follow). --rounds N
- * repeats every run N times, boft and PyTorch interleaved, and reports medians with the spread. --sync runs the
- * forward eagerly with synchronous reads (main thread only), as before. jax-js's wasm heap is 32-bit: a run whose live buffers
- * pass 4 GiB fails, and is reported as such. The last line is a JSON array of the results.
+ * repeats every run N times, boft and PyTorch interleaved, and reports medians with the spread. jax-js's wasm heap is
+ * 32-bit: a run whose live buffers pass 4 GiB fails, and is reported as such. The last line is a JSON array of the
+ * results (objects with case, batch, seq, seconds, cpuSeconds, tokensPerSecond, peakRssMiB, …).
  */
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { loadavg, tmpdir } from "node:os";
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
-import { presizeHeap } from "../src/node/heap.js";
-import { median } from "../src/train/metrics.js";
-import { installThreads } from "../src/node/threads.js";
+import { median } from "boft";
 import { renderTable } from "../cli/table.js";
 
 const defaults = {
@@ -47,29 +52,30 @@ const defaults = {
   steps: 3, // training steps per child; the first includes warm-up, the rest are timed
   rounds: 1, // every run this many times, boft and PyTorch interleaved
   torch: true,
-  sync: false, // forward with synchronous reads (eager, one thread), as before, for comparison
-  async: false, // generation with asynchronous reads (GenerateOptions.asyncReads), for comparison
-  heapGiB: 4, // jax-js wasm heap created at this size (0: jax-js's default, grown on demand); see src/node/heap.ts
+  heapGiB: 4, // jax-js wasm heap created at this size (BOFT_HEAP_GIB of boft/preload; 0: grown on demand)
   blockSize: 8, // BOFT b: 576 = 72 blocks of 8
   nFactors: 2, // BOFT m
 };
 
-/** SmolLM2-135M's config.json, as our LlamaConfig. */
+/** SmolLM2-135M's config.json (the fields a LlamaForCausalLM needs). */
 const SMOLLM2_135M = {
-  modelType: "llama" as const,
-  vocabSize: 49152,
-  hiddenSize: 576,
-  intermediateSize: 1536,
-  numHiddenLayers: 30,
-  numAttentionHeads: 9,
-  numKeyValueHeads: 3,
-  headDim: 64,
-  rmsNormEps: 1e-5,
-  ropeTheta: 100000,
-  ropeScaling: null,
-  tieWordEmbeddings: true,
-  maxPositionEmbeddings: 8192,
-  attentionBias: false,
+  architectures: ["LlamaForCausalLM"],
+  model_type: "llama",
+  vocab_size: 49152,
+  hidden_size: 576,
+  intermediate_size: 1536,
+  num_hidden_layers: 30,
+  num_attention_heads: 9,
+  num_key_value_heads: 3,
+  head_dim: 64,
+  hidden_act: "silu",
+  rms_norm_eps: 1e-5,
+  rope_theta: 100000,
+  rope_scaling: null,
+  tie_word_embeddings: true,
+  max_position_embeddings: 8192,
+  attention_bias: false,
+  mlp_bias: false,
 };
 
 type Options = typeof defaults;
@@ -79,13 +85,11 @@ function parse(argv: string[]): Options {
   for (let i = 0; i < argv.length; i += 2) {
     const [k, v] = [argv[i], argv[i + 1]];
     if (k === "--no-torch") (o.torch = false), i--;
-    else if (k === "--sync") (o.sync = true), i--;
-    else if (k === "--async") (o.async = true), i--;
     else if (k === "--runs") o.runs = v.split(",");
     else if (k === "--steps") o.steps = Number(v);
     else if (k === "--rounds") o.rounds = Number(v);
     else if (k === "--heap-gib") o.heapGiB = Number(v);
-    else throw new Error(`hf-135m: unknown option ${k} (use --runs case:BxT,…, --steps N, --rounds N, --no-torch, --sync, --async, --heap-gib G)`);
+    else throw new Error(`hf-135m: unknown option ${k} (use --runs case:BxT,…, --steps N, --rounds N, --no-torch, --heap-gib G)`);
   }
   if (!(Number.isInteger(o.steps) && o.steps >= 2)) throw new Error(`hf-135m: --steps must be an integer ≥ 2 (one warm-up, then timed)`);
   if (!(Number.isInteger(o.rounds) && o.rounds >= 1)) throw new Error(`hf-135m: --rounds must be a positive integer`);
@@ -107,166 +111,105 @@ interface Result {
 
 const MiB = (bytes: number) => Math.round(bytes / 2 ** 20);
 
-/** Fast deterministic N(0, std²)-ish fill (sum of three uniforms); the math does not care about the exact law. */
-function filler(seed: number): (n: number, std: number) => Float32Array {
+/** A deterministic stream of token ids below `vocab`. */
+function tokenStream(seed: number, vocab: number): () => number {
   let s = seed >>> 0 || 1;
-  const u = () => {
+  return () => {
     s ^= s << 13;
     s ^= s >>> 17;
     s ^= s << 5;
-    return (s >>> 0) / 4294967296;
-  };
-  return (n, std) => {
-    const a = new Float32Array(n);
-    for (let k = 0; k < n; k++) a[k] = std * 2 * (u() + u() + u() - 1.5);
-    return a;
+    return (s >>> 0) % vocab;
   };
 }
 
-async function child(kind: string, batch: number, T: number, o: Options): Promise<Result> {
-  installThreads();
-  presizeHeap(o.heapGiB);
-  const { np, fromHost, toHost, toHostAsync, tree, blockUntilReady } = await import("../src/engine/index.js");
-  const { llama } = await import("../src/models/llama.js");
-  const { adaptedModel, addAdapter, forward, trainableOf } = await import("../src/models/adapted.js");
-  const { generate } = await import("../src/models/generate.js");
-  const { boftConfig } = await import("../src/methods/boft/config.js");
-  const { loraConfig } = await import("../src/methods/lora/config.js");
-  const { rng } = await import("../src/data/rng.js");
-  const { train, trainDefaults, crossEntropy, updateInGroups } = await import("../src/train/trainer.js");
-  const { adamw, clipScale } = await import("../src/train/optim.js");
-  const { layerwiseValueAndGrad, layerwiseLoss } = await import("../src/models/llama-grad.js");
-  type Arr = ReturnType<typeof fromHost>;
+/** int32 [rows, T] of random ids. */
+function idsTensor(next: () => number, rows: number, T: number) {
+  return { dtype: "int32" as const, shape: [rows, T], data: Int32Array.from({ length: rows * T }, next) };
+}
 
-  const def = llama(SMOLLM2_135M);
-  const fill = filler(1234);
-  const weights: Record<string, ReturnType<typeof fromHost>> = {};
-  let params = 0;
-  for (const w of def.weights) {
-    const n = w.shape.reduce((a, b) => a * b, 1);
-    params += n;
-    const data = w.init === "ones" ? new Float32Array(n).fill(1) : fill(n, 0.02);
-    weights[w.name] = fromHost({ dtype: "float32", shape: w.shape, data });
-  }
+/** CPU seconds this process has used (user + system), worker threads included. */
+function cpu(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
+
+/** The adapter_config.json body of a training case. */
+function adapterOf(kind: string, o: Options): Record<string, unknown> {
+  const targets = ["q_proj", "v_proj"];
+  return kind === "lora"
+    ? { peft_type: "LORA", r: 8, lora_alpha: 8, lora_dropout: 0, target_modules: targets }
+    : { peft_type: "BOFT", boft_block_size: o.blockSize, boft_n_butterfly_factor: o.nFactors, boft_dropout: 0, target_modules: targets };
+}
+
+/** One boft case, in this (child) process; boft/preload was imported first (the command line's --import). */
+async function child(kind: string, batch: number, T: number, o: Options): Promise<Result> {
+  const { llamaFromConfig, getPeftModel, forward, finetune, generate, trainableParameterCount } = await import("boft");
+  const { shutdownThreads } = await import("boft/preload");
+  const model = llamaFromConfig(SMOLLM2_135M, { seed: 1234 });
   const afterLoad = process.memoryUsage().rss;
-  const V = SMOLLM2_135M.vocabSize;
-  const r = rng(7);
-  const ids = (B: number, n: number) => np.array(Int32Array.from({ length: B * n }, () => r.nextInt(V)), { dtype: np.int32 }).reshape([B, n]);
-  const base = adaptedModel(def, weights);
+  const V = SMOLLM2_135M.vocab_size;
+  const next = tokenStream(7, V);
   let seconds = 0;
   let cpuSeconds = 0;
   let tokens = 0;
-  let detail = `${(params / 1e6).toFixed(1)}M parameters`;
+  let detail = "134.5M parameters";
 
   if (kind === "forward") {
     const times: number[] = [];
     const cpus: number[] = [];
     for (let rep = 0; rep < 3; rep++) {
+      const ids = idsTensor(next, batch, T);
       const t0 = performance.now();
       const c0 = cpu();
-      let checksum: number;
-      if (o.sync) {
-        // flush: run layer by layer, so finished layers' buffers are freed (jax-js's wasm heap stops at 4 GiB).
-        const { logits } = forward(base, { ids: ids(batch, T), flush: true });
-        checksum = toHost(logits.sum()).data[0]; // forces the whole forward
-      } else {
-        // One compiled decoder layer at a time, awaited: the kernels run on the worker threads.
-        const logits = await layerwiseLoss(base, SMOLLM2_135M, null, ids(batch, T), (l) => l);
-        checksum = (await toHostAsync(logits.sum())).data[0];
-      }
+      const logits = await forward(model, ids);
       times.push((performance.now() - t0) / 1000);
       cpus.push(cpu() - c0);
-      if (!Number.isFinite(checksum)) throw new Error("forward produced a non-finite value");
+      if (!Number.isFinite(logits.data[logits.data.length - 1])) throw new Error("forward produced a non-finite value");
     }
     seconds = median(times.slice(1));
     cpuSeconds = median(cpus.slice(1));
     tokens = batch * T;
-    detail += `; first run ${times[0].toFixed(2)} s (includes kernel compilation)`;
-  } else if (kind === "train" || kind === "trainer" || kind === "lora" || kind === "full") {
-    const method =
-      kind === "lora"
-        ? { kind: "LORA" as const, config: loraConfig({ r: 8, loraAlpha: 8, targetModules: null }) }
-        : { kind: "BOFT" as const, config: boftConfig({ blockSize: o.blockSize, nButterflyFactor: o.nFactors, targetModules: null }) };
-    const m = kind === "full" ? base : addAdapter(base, "default", method, { rng: rng(1) });
-    const initial = () => (kind === "full" ? { adapter: {}, extras: Object.fromEntries(Object.entries(m.weights).map(([k, v]) => [k, v.ref])) } : trainableOf(m));
-    const trainable = tree.leaves(initial() as never).reduce((t: number, a) => {
-      (a as Arr).dispose();
-      return t + (a as Arr).size;
-    }, 0);
-    const batchOf = () => {
-      const x = ids(batch, T + 1);
-      return { input: x.ref.slice([], [0, T]), target: x.slice([], [1, T + 1]) };
-    };
+    detail += `; first run ${times[0].toFixed(2)} s (includes kernel compilation); logits read back to the host`;
+  } else if (kind === "train" || kind === "trainer" || kind === "lora") {
+    const peft = getPeftModel(model, adapterOf(kind, o));
+    const rows = Math.max(8, batch * o.steps);
+    const data = { inputs: idsTensor(next, rows, T), targets: idsTensor(next, rows, T) };
     const stepTimes: number[] = [];
     const stepCpu: number[] = [];
     const losses: number[] = [];
-      if (kind !== "trainer") {
-      // One decoder layer at a time (src/models/llama-grad.ts), then clip + AdamW as the trainer does.
-      const opt = adamw({ lr: 1e-3, weightDecay: 0 });
-      let t = initial();
-      let state = opt.init(tree.ref(t) as never);
-      for (let step = 0; step < o.steps; step++) {
-        const t0 = performance.now();
-        const c0 = cpu();
-        const b = batchOf();
-        const [loss, g] = await layerwiseValueAndGrad(m, SMOLLM2_135M, tree.ref(t), b.input, (logits) => crossEntropy(logits, b.target), { training: true });
-        const [scale, norm] = clipScale(g as never, 1);
-        norm.dispose();
-        const [t2, s2] = await updateInGroups(opt, g as never, state as never, t as never, 1e-3, scale); // as the trainer does
-        scale.dispose();
-        t = t2 as unknown as typeof t;
-        state = s2 as unknown as typeof state;
-        losses.push((await toHostAsync(loss)).data[0]);
-        await blockUntilReady([t, state] as never); // the update has run
-        stepTimes.push((performance.now() - t0) / 1000);
-        stepCpu.push(cpu() - c0);
-      }
-      tree.dispose([t, state] as never);
-    } else {
-      // The whole-model step of src/train/trainer.ts, for comparison.
-      const task = {
-        batch: () => {
-          const b = batchOf();
-          return { input: { ids: b.input }, target: b.target, items: batch * T };
-        },
-        loss: (out: { logits: Arr }, y: Arr) => crossEntropy(out.logits, y),
-      };
-      let last = 0;
-      let lastCpu = cpu();
-      const result = await train(m, task, { ...trainDefaults, steps: o.steps, lr: 1e-3 }, {
-        onEvent: (e) => {
-          if (e.kind !== "step") return;
-          stepTimes.push((e.elapsedMs - last) / 1000);
-          last = e.elapsedMs;
-          const c = cpu();
-          stepCpu.push(c - lastCpu);
-          lastCpu = c;
-          losses.push(e.loss);
-        },
-      });
-      tree.dispose(result as never);
+    let [last, lastCpu] = [performance.now(), cpu()];
+    const opts = { steps: o.steps, lr: 1e-3, warmupSteps: 0, batchSize: batch, ...(kind === "trainer" ? { layerwise: false } : {}) };
+    for await (const e of finetune(peft, data, opts)) {
+      if (e.kind !== "step") continue;
+      const [now, c] = [performance.now(), cpu()];
+      stepTimes.push((now - last) / 1000);
+      stepCpu.push(c - lastCpu);
+      [last, lastCpu] = [now, c];
+      losses.push(e.loss);
     }
     seconds = median(stepTimes.slice(1));
     cpuSeconds = median(stepCpu.slice(1));
     tokens = batch * T;
-    const what = kind === "full" ? "full finetuning" : kind === "lora" ? "LoRA r=8 on q_proj+v_proj" : `BOFT b=${o.blockSize} m=${o.nFactors} on q_proj+v_proj`;
-    detail += `; ${what}: ${trainable} trainable; first step ${stepTimes[0].toFixed(1)} s (CPU ${stepCpu[0].toFixed(1)} s); losses ${losses.map((l) => l.toFixed(3)).join(" ")}`;
+    const what = kind === "lora" ? "LoRA r=8 on q_proj+v_proj" : `BOFT b=${o.blockSize} m=${o.nFactors} on q_proj+v_proj`;
+    detail += `; ${what}: ${trainableParameterCount(peft)} trainable; first step ${stepTimes[0].toFixed(1)} s (CPU ${stepCpu[0].toFixed(1)} s); losses ${losses.map((l) => l.toFixed(3)).join(" ")}`;
   } else if (kind === "generate") {
-    const prompt = Array.from({ length: T }, () => r.nextInt(V));
-    // Synchronous reads on wasm unless --async: a token's kernels are too small for asynchronous dispatch to pay.
-    const run = (n: number) => generate(base, prompt, { maxNewTokens: n, asyncReads: o.async });
-    await run(2); // warm-up
+    const prompt = Array.from({ length: T }, next);
+    const run = async (n: number) => {
+      let count = 0;
+      for await (const _ of generate(model, prompt, { maxNewTokens: n, stopIds: [] })) count++;
+      return count;
+    };
+    await run(2); // warm-up: compiles the decoding step
     const t0 = performance.now();
     const c0 = cpu();
-    const out = await run(32);
+    tokens = await run(32);
     seconds = (performance.now() - t0) / 1000;
     cpuSeconds = cpu() - c0;
-    tokens = out.length;
-    detail += `; ${out.length} tokens after a ${T}-token prompt (prefill included), batch 1, ${o.async ? "asynchronous" : "synchronous"} reads`;
+    detail += `; ${tokens} tokens after a ${T}-token prompt (prefill included), batch 1, asynchronous reads`;
   } else {
     throw new Error(`hf-135m: unknown case ${kind}`);
   }
-  tree.dispose(weights as never);
+  await shutdownThreads();
   return {
     case: kind,
     batch: kind === "generate" ? 1 : batch,
@@ -280,71 +223,62 @@ async function child(kind: string, batch: number, T: number, o: Options): Promis
   };
 }
 
-/** CPU seconds this process has used (user + system). */
-function cpu(): number {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1e6;
+/** Writes the random checkpoint folder for the cli cases once (temp + rename, so a killed bench leaves no half). */
+async function checkpointFolder(root: string): Promise<string> {
+  const modelDir = nodePath.join(root, "model");
+  if (fs.existsSync(nodePath.join(modelDir, "model.safetensors"))) return modelDir;
+  const { llamaFromConfig, saveWeights, charTokenizerJson, charTokenizerConfig } = await import("boft");
+  const tmp = `${modelDir}.tmp-${process.pid}`;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.mkdirSync(tmp, { recursive: true });
+  fs.writeFileSync(nodePath.join(tmp, "config.json"), JSON.stringify({ ...SMOLLM2_135M, torch_dtype: "float32", use_cache: true }, null, 2));
+  fs.writeFileSync(nodePath.join(tmp, "tokenizer.json"), JSON.stringify(charTokenizerJson()));
+  fs.writeFileSync(nodePath.join(tmp, "tokenizer_config.json"), JSON.stringify(charTokenizerConfig()));
+  fs.writeFileSync(nodePath.join(tmp, "model.safetensors"), await saveWeights(llamaFromConfig(SMOLLM2_135M, { seed: 1234 })));
+  fs.rmSync(modelDir, { recursive: true, force: true });
+  fs.renameSync(tmp, modelDir);
+  return modelDir;
 }
 
-
 /**
- * `boft train` itself on a folder of that shape: a random bf16 checkpoint in the Hugging Face layout (written once to
- * the temp folder), byte-level tokenizer, Brown "romance" as a text file, BOFT with PEFT's default llama targets
- * (q_proj, v_proj), b and m as above. Runs the command as a user would (its own preload: threads + heap), then reads
- * its metrics.jsonl (per-step elapsed time) and its "peak memory" line.
+ * `boft train` itself on a folder of that shape (`cli`: BOFT with PEFT's default llama targets, q_proj and v_proj;
+ * `full`: full finetuning), as a user runs it (its own preload: threads + heap); reads its metrics.jsonl (per-step
+ * elapsed time) and its "peak memory" line.
  */
-async function cliRun(batch: number, T: number, o: Options): Promise<Result | string> {
-  const { writeWeights, tinyTokenizerFiles } = await import("../test/hf-fixture.js");
-  const { loadBrown } = await import("../src/node/data/brown.js");
-  const root = nodePath.join(tmpdir(), "boft-smollm2-135m-shape");
-  const modelDir = nodePath.join(root, "model");
-  if (!fs.existsSync(nodePath.join(modelDir, "model.safetensors"))) {
-    fs.mkdirSync(modelDir, { recursive: true });
-    const c = SMOLLM2_135M;
-    const tok = tinyTokenizerFiles();
-    const config = {
-      architectures: ["LlamaForCausalLM"], attention_bias: false, attention_dropout: 0, bos_token_id: tok.bosId, eos_token_id: tok.eosId,
-      head_dim: c.headDim, hidden_act: "silu", hidden_size: c.hiddenSize, initializer_range: 0.02, intermediate_size: c.intermediateSize,
-      max_position_embeddings: c.maxPositionEmbeddings, mlp_bias: false, model_type: "llama", num_attention_heads: c.numAttentionHeads,
-      num_hidden_layers: c.numHiddenLayers, num_key_value_heads: c.numKeyValueHeads, pretraining_tp: 1, rms_norm_eps: c.rmsNormEps,
-      rope_scaling: null, rope_theta: c.ropeTheta, tie_word_embeddings: true, torch_dtype: "bfloat16", use_cache: true, vocab_size: c.vocabSize,
-    };
-    fs.writeFileSync(nodePath.join(modelDir, "config.json"), JSON.stringify(config, null, 2));
-    fs.writeFileSync(nodePath.join(modelDir, "tokenizer.json"), JSON.stringify(tok.tokenizer));
-    fs.writeFileSync(nodePath.join(modelDir, "tokenizer_config.json"), JSON.stringify(tok.config));
-    const { llama } = await import("../src/models/llama.js");
-    const fill = filler(1234);
-    const tensors = llama(SMOLLM2_135M).weights.map((w) => {
-      const n = w.shape.reduce((a, b) => a * b, 1);
-      return { name: w.name, shape: w.shape, data: w.init === "ones" ? new Float32Array(n).fill(1) : fill(n, 0.02) };
-    });
-    writeWeights(modelDir, tensors, "BF16", false);
-  }
+async function cliRun(kind: "cli" | "full", batch: number, T: number, o: Options): Promise<Result | string> {
+  const { loadBrown } = await import("boft/node");
+  const root = nodePath.join(tmpdir(), "boft-smollm2-135m-shape-f32");
+  fs.mkdirSync(root, { recursive: true });
+  const modelDir = await checkpointFolder(root);
   const dataFile = nodePath.join(root, "romance.txt");
   if (!fs.existsSync(dataFile)) fs.writeFileSync(dataFile, (await loadBrown({ genres: ["romance"] })).text.romance);
-  const out = nodePath.join(root, `run-${batch}x${T}`);
+  const out = nodePath.join(root, `run-${kind}-${batch}x${T}`);
   fs.rmSync(out, { recursive: true, force: true });
   const steps = o.steps + 2;
+  const method = kind === "full" ? { peft_type: "FULL" } : { peft_type: "BOFT", boft_block_size: o.blockSize, boft_n_butterfly_factor: o.nFactors };
   const runJson = {
     model: { hf: modelDir },
     data: { kind: "text", path: dataFile, seqLen: T, batchSize: batch, evalWindows: 1 },
-    method: { peft_type: "BOFT", boft_block_size: o.blockSize, boft_n_butterfly_factor: o.nFactors },
+    method,
     train: { steps, lr: 1e-3, warmupSteps: 0, evalEvery: 0 },
     output: out,
   };
-  fs.mkdirSync(out, { recursive: true });
-  const cfgFile = nodePath.join(out, "run.json");
+  const cfgFile = nodePath.join(root, `run-${kind}-${batch}x${T}.json`);
   fs.writeFileSync(cfgFile, JSON.stringify(runJson, null, 2));
   const bin = fileURLToPath(new URL("../../bin/boft.js", import.meta.url));
-  const c = spawnSync(process.execPath, [bin, "train", "--config", cfgFile], { encoding: "utf8", maxBuffer: 1 << 26 });
-  if (c.status !== 0) return `exit ${c.status}: ${c.stderr.trim().split("\n").slice(-3).join(" | ")}`;
+  const c = spawnSync(process.execPath, [bin, "train", "--config", cfgFile], { encoding: "utf8", maxBuffer: 1 << 26, env: childEnv(o) });
+  if (c.status !== 0) {
+    const why = /4 GiB memory32 limit|out of memory/i.test(c.stderr) ? "out of memory: jax-js's wasm heap is limited to 4 GiB" : c.stderr.trim().split("\n").slice(-3).join(" | ");
+    return `exit ${c.status}: ${why}`;
+  }
   const events = fs.readFileSync(nodePath.join(out, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { kind: string; elapsedMs?: number });
   const elapsed = events.filter((e) => e.kind === "step").map((e) => e.elapsedMs!);
   const perStep = elapsed.slice(2).map((t, i) => t - elapsed[i + 1]); // steps 3.., after compilation and warm-up
   const seconds = median(perStep) / 1000;
   const peak = /peak memory (\d+) MiB/.exec(c.stdout);
+  fs.rmSync(out, { recursive: true, force: true }); // a full run's output holds a 540 MB model
   return {
-    case: "cli",
+    case: kind,
     batch,
     seq: T,
     seconds,
@@ -352,8 +286,13 @@ async function cliRun(batch: number, T: number, o: Options): Promise<Result | st
     tokensPerSecond: (batch * T) / seconds,
     peakRssMiB: peak ? Number(peak[1]) : NaN,
     afterLoadRssMiB: NaN,
-    detail: `boft train, ${steps} steps (first ${(elapsed[0] / 1000).toFixed(1)} s incl. compile), BOFT q_proj+v_proj b=${o.blockSize} m=${o.nFactors}, 2 threads`,
+    detail: `boft train, ${steps} steps (first ${(elapsed[0] / 1000).toFixed(1)} s incl. compile), ${kind === "full" ? "full finetuning" : `BOFT q_proj+v_proj b=${o.blockSize} m=${o.nFactors}`}`,
   };
+}
+
+/** The children's environment: boft/preload's heap size as asked, threads as this process was given them. */
+function childEnv(o: Options): NodeJS.ProcessEnv {
+  return { ...process.env, BOFT_HEAP_GIB: String(o.heapGiB) };
 }
 
 /** One PyTorch timing (bench/torch_llama.py's output). */
@@ -401,10 +340,11 @@ function torchRun(kind: string, batch: number, T: number, o: Options): TorchResu
 
 /** Runs one boft case in a child process (or `boft train` for cli); a string says why it failed. */
 async function boftRun(kind: string, batch: number, T: number, o: Options): Promise<Result | string> {
-  if (kind === "cli") return cliRun(batch, T, o);
-  const c = spawnSync(process.execPath, [fileURLToPath(import.meta.url), "--child", kind, String(batch), String(T), JSON.stringify(o)], {
+  if (kind === "cli" || kind === "full") return cliRun(kind, batch, T, o);
+  const c = spawnSync(process.execPath, ["--import", "boft/preload", fileURLToPath(import.meta.url), "--child", kind, String(batch), String(T), JSON.stringify(o)], {
     encoding: "utf8",
     maxBuffer: 1 << 24,
+    env: childEnv(o),
   });
   if (c.status !== 0) {
     const why = /4 GiB memory32 limit/.test(c.stderr) ? "out of memory: jax-js's wasm heap is limited to 4 GiB" : c.stderr.trim().split("\n").slice(-3).join(" | ");
@@ -439,7 +379,7 @@ async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   if (argv[0] === "--child") {
     const [, kind, batch, seq, json] = argv;
-    void child(kind, Number(batch), Number(seq), JSON.parse(json) as Options).then((r) => console.log(JSON.stringify(r)));
+    console.log(JSON.stringify(await child(kind, Number(batch), Number(seq), JSON.parse(json) as Options)));
     return;
   }
   const o = parse(argv);
@@ -449,7 +389,7 @@ async function main(): Promise<void> {
     return { run, kind: m[1], batch: Number(m[2]), seq: Number(m[3]) };
   });
   console.log(
-    `SmolLM2-135M shape, random weights, f32; one child process per run (worker threads as the CLI uses them, forward ${o.sync ? "eager, read synchronously: one thread" : "one compiled layer at a time, read asynchronously: both cores"}, generation ${o.async ? "asynchronous" : "synchronous"} reads; wasm heap created at ${o.heapGiB} GiB); Node ${process.version}; ${o.rounds} round(s), boft and PyTorch interleaved; load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}`,
+    `SmolLM2-135M shape, random weights, f32, through boft's public API; one child process per run (node --import boft/preload: worker threads as the CLI uses them; wasm heap created at ${o.heapGiB} GiB); Node ${process.version}; ${o.rounds} round(s), boft and PyTorch interleaved; load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}`,
   );
   let torchSkipped: string | null = o.torch ? null : "--no-torch";
   let torchInfo = "";

@@ -30,29 +30,16 @@ export function specifiers(source: string): string[] {
   return out;
 }
 
-/**
- * Front ends not migrated yet, with the reason. The test fails when one of them no longer needs its exception, so the
- * list only shrinks.
- */
-const NOT_YET: Record<string, string> = {
-  "bench/hf-135m.ts":
-    "times the Llama step's internals at SmolLM2-135M's shape (flushed forward with an on-engine checksum, the layer-by-layer gradient with a hand-written optimizer step); the public forward returns the full logits",
-};
-
 test("cli/, scripts/, bench/, examples/ and web/ import only boft, boft/node and boft/preload (never src/)", () => {
   const files = ["cli", "scripts", "bench", "examples", "web"].flatMap(sourceFiles);
   assert.ok(files.length > 10, `found ${files.length} front-end files`);
   const bad: string[] = [];
-  const excepted = new Set<string>();
   for (const f of files) {
     for (const s of specifiers(fs.readFileSync(nodePath.join(root, f), "utf8"))) {
-      if (!(/(^|\/)src\//.test(s) || (s.startsWith("boft/") && !["boft/node", "boft/preload"].includes(s)))) continue;
-      if (NOT_YET[f]) excepted.add(f);
-      else bad.push(`${f}: ${s}`);
+      if (/(^|\/)src\//.test(s) || (s.startsWith("boft/") && !["boft/node", "boft/preload"].includes(s))) bad.push(`${f}: ${s}`);
     }
   }
   assert.deepEqual(bad, []);
-  assert.deepEqual([...excepted].sort(), Object.keys(NOT_YET).sort(), "an exception that is no longer needed must be removed");
 });
 
 test("the scan sees a deep import (the check can fail)", () => {
