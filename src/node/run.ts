@@ -275,7 +275,7 @@ export async function runTraining(cfg: RunConfig, o: RunTrainingOptions = {}): P
   if (resume) o.onEvent?.({ kind: "resume", step: resume.step, path: from } as unknown as TrainEvent);
   else if (o.evaluateBase ?? true) for (const e of await evaluatePrepared(p, null)) log({ ...e, step: 0 });
   const accumulate = p.kind === "lm" ? (p.accumulate ?? 1) : 1;
-  const it = trainIter(model, p.task as Task<unknown, unknown, unknown>, { ...cfg.train, gradAccum: cfg.train.gradAccum * accumulate }, { full, resume, layerwise: p.kind === "lm" && p.taskOptions.layerwise, signal: o.signal });
+  const it = trainIter(model, p.task as Task<unknown, unknown, unknown>, { ...cfg.train, gradAccum: cfg.train.gradAccum * accumulate }, { full, releaseWeights: full, resume, layerwise: p.kind === "lm" && p.taskOptions.layerwise, signal: o.signal });
   const started = performance.now();
   let trained: Trainable;
   let lastCheckpoint: { step: number; path: string } | null = null;
@@ -306,7 +306,7 @@ export async function runTraining(cfg: RunConfig, o: RunTrainingOptions = {}): P
   const adapterDir = nodePath.join(cfg.output, full ? "model" : "adapter");
   writeTrained(adapterDir, await treeToHostAsync(tree.ref(trained) as never), savedMethod, extra);
   const withWeights = full
-    ? { ...model, weights: Object.fromEntries(Object.entries(model.weights).map(([k, v]) => (v.dispose(), [k, trained.extras[k]]))) }
+    ? { ...model, weights: Object.fromEntries(Object.keys(model.weights).map((k) => [k, trained.extras[k]])) } // the trainer released the base's
     : withTrained(model, trained);
   // The trainer already evaluated the final weights when its eval schedule reached the last step.
   const finalStep = events.reduce((s, e) => (e.kind === "done" ? e.step : s), cfg.train.steps);

@@ -98,6 +98,13 @@ export interface TrainOptions<I = unknown, T = unknown> {
    * single compiled step would not fit jax-js's heap), full finetuning included.
    */
   layerwise?: boolean;
+  /**
+   * Full finetuning only: hand the model's weights over to the trainer, which releases the model's own arrays at
+   * the start, so that the base weights and the trained copy are not both held (at SmolLM2-135M's size, 540 MB of
+   * jax-js's 4 GiB heap: the difference between fitting and not). Every weight is trained, so nothing reads the
+   * base values again; `m.weights` must not be used afterwards, and the returned values replace them.
+   */
+  releaseWeights?: boolean;
 }
 
 function initialTrainable<I, O>(m: AdaptedModel<I, O>, full: boolean): Trainable {
@@ -153,6 +160,9 @@ export async function* trainIter<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O
     data = rng(c.seed);
     dropout = rng(c.seed + 1);
   }
+
+  // The trainable now holds what it needs (its own references, or values from the snapshot).
+  if (o.full && o.releaseWeights) tree.dispose(m.weights as never);
 
   const usesDropout = planUsesDropout(m.active ? m.adapters[m.active].plan : null);
   const random = () => dropout.nextFloat();
