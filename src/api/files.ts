@@ -73,7 +73,7 @@ export async function savePretrained(p: PeftModel, o: { adapterName?: string } =
   const method = withDefaultTargets(s.record.adapters[name].method, s.base.type);
   return {
     [ADAPTER_CONFIG]: toAdapterConfigJson(method, configExtra(s)),
-    [ADAPTER_WEIGHTS]: encodeFile(tensors.map((t) => ({ name: t.key, dtype: "F32" as const, shape: t.tensor.shape, data: encode("F32", t.tensor.data) })), { format: "pt" }),
+    [ADAPTER_WEIGHTS]: encodeFile(Object.entries(tensors).map(([name, t]) => ({ name, dtype: "F32" as const, shape: t.shape, data: encode("F32", t.data) })), { format: "pt" }),
   };
 }
 
