@@ -12,6 +12,11 @@ import { FormatError } from "../errors.js";
 import type { HostTensor } from "../engine/index.js";
 import { type HostTree, isHostTensor } from "../train/host-tree.js";
 
+/** The config file of a PEFT adapter (save_pretrained's name). */
+export const ADAPTER_CONFIG = "adapter_config.json";
+/** The weights file of a PEFT adapter (save_pretrained's name, safetensors serialization). */
+export const ADAPTER_WEIGHTS = "adapter_model.safetensors";
+
 export const PEFT_PREFIX = "base_model.model.";
 
 import { type MethodKind, METHODS, methodRecord } from "../methods/registry.js";

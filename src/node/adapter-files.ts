@@ -6,16 +6,19 @@ import * as fs from "node:fs";
 import * as nodePath from "node:path";
 import { ConfigError, FormatError } from "../errors.js";
 import { type ParsedAdapterConfig, type AdapterConfigExtra, parseAdapterConfig, toAdapterConfigJson } from "../formats/peft-config.js";
-import { type AdapterKeyGroups, groupAdapterKeys } from "../formats/peft-adapter.js";
+import { type AdapterKeyGroups, groupAdapterKeys, ADAPTER_CONFIG, ADAPTER_WEIGHTS } from "../formats/peft-adapter.js";
 import type { AdapterMethod } from "../methods/adapter.js";
 import { SafetensorsReader, saveSafetensors } from "./safetensors-file.js";
 import { atomicWriteFile } from "./atomic.js";
 import type { StDType } from "../formats/dtype.js";
 import type { HostTensor } from "../engine/index.js";
 
-export const ADAPTER_CONFIG = "adapter_config.json";
-export const ADAPTER_WEIGHTS = "adapter_model.safetensors";
+export { ADAPTER_CONFIG, ADAPTER_WEIGHTS };
 
+/**
+ * An adapter folder opened by openAdapter: its parsed config, its tensors' keys sorted by role, and a reader that
+ * reads tensors on demand. Call close() when done.
+ */
 export interface OpenAdapter {
   dir: string;
   config: ParsedAdapterConfig;
