@@ -59,6 +59,7 @@ export type PlannedModule = {
  */
 export type ParameterPlan = {
   model: string;
+  /** PEFT's peft_type (AdapterMethod's `kind`). */
   method: AdapterMethod["kind"];
   modules: PlannedModule[];
   totals: {
