@@ -14,7 +14,7 @@ import { train, trainDefaults, crossEntropy, updateInGroups, type TrainEvent } f
 import { adamw, clipByGlobalNorm, clipScale } from "../src/train/optim.js";
 import { np } from "../src/engine/index.js";
 import { lmTask } from "../src/train/tasks.js";
-import { layerwiseValueAndGrad, layerwiseStepBytes, microBatches } from "../src/models/llama-grad.js";
+import { layerwiseValueAndGrad, layerwiseStepBytes, microBatches, keepsResiduals, residualBytes } from "../src/models/llama-grad.js";
 
 const TINY: LlamaConfig = {
   modelType: "llama",
@@ -110,6 +110,18 @@ test("microBatches(): the smallest split of the batch whose step fits the heap",
   assert.equal(microBatches(SMOLLM2_135M, 4, 256, weights, 576_000, 1e6), 4);
   const oneSeq = layerwiseStepBytes(SMOLLM2_135M, 256, 256, weights, 576_000);
   assert.ok(oneSeq > 1.0e9 && oneSeq < 1.4e9, `${oneSeq}`);
+});
+
+test("keepsResiduals(): the layer-by-layer step keeps every layer's residuals only where they fit the heap", () => {
+  const weights = 134_515_008;
+  // Measured at SmolLM2-135M's shape, BOFT on q/v, 1×256: peak RSS 2.4–2.6 GiB with them kept (1.6 without).
+  assert.equal(keepsResiduals(SMOLLM2_135M, 1, 256, weights, 576_000), true);
+  assert.equal(keepsResiduals(SMOLLM2_135M, 2, 256, weights, 576_000), false);
+  assert.equal(keepsResiduals(SMOLLM2_135M, 1, 1024, weights, 576_000), false); // attention's residuals grow as T²
+  assert.equal(keepsResiduals(SMOLLM2_135M, 1, 256, weights, weights), false); // full finetuning: the moments first
+  assert.equal(keepsResiduals(SMOLLM2_135M, 1, 64, weights, 576_000), true);
+  const perToken = residualBytes(SMOLLM2_135M, 256, 256) / 256;
+  assert.ok(perToken > 3.5e6 && perToken < 4.5e6, `${perToken}`); // about 1.0 GB at 1×256 (measured +0.8–1.0 GiB)
 });
 
 test("updateInGroups(): clipping and AdamW a few leaves at a time = over the whole tree, bit for bit", async () => {

@@ -311,13 +311,21 @@ export function residualBytes(c: LlamaConfig, tokens: number, seqLen: number): n
   return 4 * tokens * L * (6 * H * seqLen + 8 * f + 12 * d);
 }
 
-/** Whether a step keeping every layer's residuals fits the heap budget (else the backward recomputes each layer). */
-function residualsFit(m: LlamaModel, c: LlamaConfig, t: Trainable, ids: Arr, budget = HEAP_BUDGET_BYTES): boolean {
+/**
+ * Whether a step keeping every layer's residuals fits the heap budget (else the backward recomputes each layer). The
+ * residuals count half again: jax-js's wasm allocator reuses a freed buffer only for the same size class and never
+ * merges free space, so the residuals' sizes add to the peak beyond their live bytes. At SmolLM2-135M's shape this
+ * keeps them at 1 × 256 tokens and recomputes from 2 × 256 on.
+ */
+export function keepsResiduals(c: LlamaConfig, batchSize: number, seqLen: number, weightCount: number, trainedCount: number, budget = HEAP_BUDGET_BYTES): boolean {
+  const tokens = batchSize * seqLen;
+  return layerwiseStepBytes(c, tokens, seqLen, weightCount, trainedCount) + 1.5 * residualBytes(c, tokens, seqLen) <= budget;
+}
+
+function residualsFit(m: LlamaModel, c: LlamaConfig, t: Trainable, ids: Arr): boolean {
   const count = (xs: Arr[]) => xs.reduce((n, a) => n + a.size, 0);
-  const trained = count(tree.leaves(t as never) as Arr[]);
-  const weights = count(Object.values(m.weights));
   const [B, T] = ids.shape;
-  return layerwiseStepBytes(c, B * T, T, weights, trained) + residualBytes(c, B * T, T) <= budget;
+  return keepsResiduals(c, B, T, count(Object.values(m.weights)), count(tree.leaves(t as never) as Arr[]));
 }
 
 /**
