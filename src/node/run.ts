@@ -19,10 +19,13 @@ import { METHODS } from "../methods/registry.js";
 import { llama, type LlamaInput, type KvCache } from "../models/llama.js";
 import { mlp } from "../models/mlp.js";
 import { cnn } from "../models/cnn.js";
-import { type AdaptedModel, type Trainable, adaptedModel, addAdapter, initWeights, withTrained, trainableOf } from "../models/adapted.js";
+import { type AdaptedModel, type Trainable, initWeights, trainableOf } from "../models/adapted.js";
 import type { ModelDef, Weights } from "../models/model.js";
-import { trainIter, type Task, type TrainEvent } from "../train/trainer.js";
+import type { Task, TrainEvent } from "../train/trainer.js";
 import { lmTask, classifyTask, evaluateLm, evaluateClassifier, type LmTaskOptions, type ClassifyTaskOptions } from "../train/tasks.js";
+import { makeModel } from "../api/model.js";
+import { type PeftModel, getPeftModel, emptyPeftModel, peftState, activeRecord } from "../api/peft.js";
+import { finetune, causalLmSampler, type TrainData, type Dataset, type Evaluator } from "../api/train.js";
 import { toJsonLine, parseJsonLines, lossCurves, type EvalEvent } from "../train/metrics.js";
 import { linePlot } from "../plot/svg.js";
 import { treeToHostAsync } from "../train/host-tree.js";
@@ -38,10 +41,14 @@ import { checkRunOutput, startRunOutput, checkTokenData, runRecord, RunInterrupt
 
 type LmOut = { logits: Arr; cache?: KvCache };
 
-/** A model and task ready to train, of either kind. */
+/**
+ * A model and task ready to train, of either kind. `peft` is the model as the library trains it (its adapter, or
+ * none for full finetuning); `model` is its record at preparation, for evaluation and inspection.
+ */
 export type Prepared =
   | {
       kind: "lm";
+      peft: PeftModel;
       model: AdaptedModel<LlamaInput, LmOut>;
       task: Task<LlamaInput, LmOut, Arr>;
       taskOptions: LmTaskOptions;
@@ -51,7 +58,7 @@ export type Prepared =
       /** What was chosen for the user (printed by `boft train`). */
       notes?: string[];
     }
-  | { kind: "classify"; model: AdaptedModel<Arr, Arr>; task: Task<Arr, Arr, Arr>; taskOptions: ClassifyTaskOptions; baseName: string | null };
+  | { kind: "classify"; peft: PeftModel; model: AdaptedModel<Arr, Arr>; task: Task<Arr, Arr, Arr>; taskOptions: ClassifyTaskOptions; baseName: string | null };
 
 function loadWeightsFile(file: string, def: ModelDef<unknown, unknown>): Weights {
   const ckpt = openCheckpoint(file);
@@ -118,9 +125,12 @@ export async function prepareRun(cfg: RunConfig): Promise<Prepared> {
   const seed = cfg.train.seed;
   const d = cfg.data;
   const built = buildModel(cfg.model, seed, d.kind === "text");
-  const withAdapter = <I, O>(m: AdaptedModel<I, O>) => (cfg.method ? addAdapter(m, "default", cfg.method, { rng: rng(seed + 2) }) : m);
+  const base = makeModel(built.def as ModelDef<unknown, unknown>, built.weights, { config: built.kind === "lm" ? built.config : null, tokenizer: built.tokenizer, nameOrPath: built.baseName });
+  // The adapter as the library's getPeftModel makes it; none for full finetuning.
+  const peft = cfg.method ? getPeftModel(base, cfg.method, { seed: seed + 2 }) : emptyPeftModel(base);
+  const record = activeRecord(peftState(peft));
   if (built.kind === "lm") {
-    const model = withAdapter(adaptedModel(built.def, built.weights));
+    const model = record as AdaptedModel<LlamaInput, LmOut>;
     let taskOptions: LmTaskOptions;
     if (d.kind === "brown") {
       const genres = [...new Set([...d.train, ...Object.values(d.eval).flat()])];
@@ -171,15 +181,15 @@ export async function prepareRun(cfg: RunConfig): Promise<Prepared> {
         );
       }
     }
-    return { kind: "lm", model, task: lmTask(taskOptions), taskOptions, baseName: built.baseName, accumulate, notes };
+    return { kind: "lm", peft, model, task: lmTask(taskOptions), taskOptions, baseName: built.baseName, accumulate, notes };
   }
   if (d.kind !== "mnist") throw new ConfigError(`an ${cfg.model && "arch" in cfg.model ? cfg.model.arch : ""} model trains on "mnist" data`);
-  const model = withAdapter(adaptedModel(built.def, built.weights));
+  const model = record as AdaptedModel<Arr, Arr>;
   const trainSet = transformImages(await loadMnist("train", { limit: d.trainLimit }), d.transform);
   const testSet = await loadMnist("test", { limit: d.evalLimit ?? 2000 });
   const evals = Object.fromEntries(Object.entries(d.evalTransforms).map(([name, t]) => [name, transformImages(testSet, t)]));
   const taskOptions = { train: trainSet, evals, batchSize: d.batchSize };
-  return { kind: "classify", model, task: classifyTask(taskOptions), taskOptions, baseName: built.baseName };
+  return { kind: "classify", peft, model, task: classifyTask(taskOptions), taskOptions, baseName: built.baseName };
 }
 
 /** Llama's depth from which it trains and evaluates layer by layer (its ModelDef.layerwise is then preferred). */
@@ -211,6 +221,16 @@ function effectiveParams(m: AdaptedModel<unknown, unknown>, stored: number): num
   const a = m.adapters[m.active];
   const layers = a.plan.layers.reduce((sum, l) => sum + METHODS[l.method].count(l.shape as never).effective, 0);
   return layers + a.extras.reduce((sum, k) => sum + m.weights[k].size, 0);
+}
+
+/** The trained tensors of a record (new references): its active adapter's, or with `full` all of its weights. */
+function trainedOf(m: AdaptedModel<unknown, unknown>, full: boolean): Trainable {
+  return full ? { adapter: {}, extras: Object.fromEntries(Object.entries(m.weights).map(([k, v]) => [k, v.ref])) } : trainableOf(m);
+}
+
+/** Labelled images as the library's Dataset: rows of pixels and their int32 labels. */
+function imageRows(set: LabelledImages): Dataset {
+  return { inputs: { dtype: "float32", shape: [set.n, set.images.length / set.n], data: set.images }, targets: { dtype: "int32", shape: [set.n], data: set.labels } };
 }
 
 /** Evaluates a prepared model as it is (base, or with its trained adapter). */
@@ -275,18 +295,26 @@ export async function runTraining(cfg: RunConfig, o: RunTrainingOptions = {}): P
   if (resume) o.onEvent?.({ kind: "resume", step: resume.step, path: from } as unknown as TrainEvent);
   else if (o.evaluateBase ?? true) for (const e of await evaluatePrepared(p, null)) log({ ...e, step: 0 });
   const accumulate = p.kind === "lm" ? (p.accumulate ?? 1) : 1;
-  const it = trainIter(model, p.task as Task<unknown, unknown, unknown>, { ...cfg.train, gradAccum: cfg.train.gradAccum * accumulate }, { full, resume, layerwise: p.kind === "lm" && p.taskOptions.layerwise, signal: o.signal });
+  // The library's loop: random token windows or image rows drawn from the run's seeded generator (so a resume draws
+  // the same batches), evaluated by the run's task on the trained values, stopped by the signal.
+  const data: TrainData = p.kind === "lm" ? causalLmSampler(p.taskOptions.train, p.taskOptions) : imageRows(p.taskOptions.train);
+  const evaluator: Evaluator = (view) => {
+    const rec = activeRecord(peftState(view));
+    return evaluatePrepared({ ...p, model: rec } as Prepared, trainedOf(rec, full));
+  };
   const started = performance.now();
-  let trained: Trainable;
   let lastCheckpoint: { step: number; path: string } | null = null;
   let stopped = false;
-  for (;;) {
-    const r = await it.next();
-    if (r.done) {
-      trained = r.value;
-      break;
-    }
-    let e = r.value;
+  for await (let e of finetune(p.peft, data, {
+    ...cfg.train,
+    gradAccum: cfg.train.gradAccum * accumulate,
+    batchSize: p.taskOptions.batchSize,
+    eval: evaluator,
+    signal: o.signal,
+    resume,
+    layerwise: p.kind === "lm" && p.taskOptions.layerwise === true,
+    full,
+  })) {
     if (e.kind === "checkpoint" && e.snapshot) {
       const path = saveCheckpoint(cfg.output, e.snapshot, savedMethod, extra, record);
       lastCheckpoint = { step: e.step, path };
@@ -296,18 +324,14 @@ export async function runTraining(cfg: RunConfig, o: RunTrainingOptions = {}): P
     if (e.kind === "done" && e.stopped) stopped = true;
     else log(e);
   }
-  if (stopped) {
-    // The signal was aborted, and the step's checkpoint is written.
-    tree.dispose(trained as never);
-    throw new RunInterrupted(lastCheckpoint!.step, lastCheckpoint!.path);
-  }
+  // The signal was aborted, and the step's checkpoint is written.
+  if (stopped) throw new RunInterrupted(lastCheckpoint!.step, lastCheckpoint!.path);
   const seconds = (performance.now() - started) / 1000;
+  const withWeights = activeRecord(peftState(p.peft));
+  const trained = trainedOf(withWeights, full);
   const trainableParams = (tree.leaves(trained as never) as Arr[]).reduce((s, a) => s + a.size, 0);
   const adapterDir = nodePath.join(cfg.output, full ? "model" : "adapter");
-  writeTrained(adapterDir, await treeToHostAsync(tree.ref(trained) as never), savedMethod, extra);
-  const withWeights = full
-    ? { ...model, weights: Object.fromEntries(Object.entries(model.weights).map(([k, v]) => (v.dispose(), [k, trained.extras[k]]))) }
-    : withTrained(model, trained);
+  writeTrained(adapterDir, await treeToHostAsync(trained as never), savedMethod, extra);
   // The trainer already evaluated the final weights when its eval schedule reached the last step.
   const finalStep = events.reduce((s, e) => (e.kind === "done" ? e.step : s), cfg.train.steps);
   // From the log, not this process's events: a run resumed from its final checkpoint finds them there.
