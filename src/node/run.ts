@@ -1,5 +1,7 @@
 /**
- * One training run from a run.json, the way `boft train` does it: file → model → adapter → trainer → files.
+ * One training run from a run.json, the way `boft train` does it: file → model → adapter (getPeftModel) → the
+ * library's `finetune` loop → files. This module only adapts run.json to it: the model and data it names, its
+ * token windows as a BatchSampler, its evaluation as an Evaluator, and the run folder's files.
  *
  * The run folder gets: run.json (the config as given), metrics.jsonl (every event), loss.svg (curves),
  * checkpoint-<step>/ (adapter in PEFT format + optimizer + generator states), and adapter/ (the final adapter,
@@ -8,7 +10,7 @@
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
 import { np, tree, HEAP_BUDGET_BYTES, type Arr } from "../engine/index.js";
-import { ConfigError, FormatError } from "../errors.js";
+import { ConfigError } from "../errors.js";
 import { rng } from "../data/rng.js";
 import { encode as encodeChars, splitTokens } from "../data/text.js";
 import { rotateImages, invertImages, type LabelledImages } from "../data/vision.js";
@@ -21,8 +23,8 @@ import { mlp } from "../models/mlp.js";
 import { cnn } from "../models/cnn.js";
 import { type AdaptedModel, type Trainable, initWeights, trainableOf } from "../models/adapted.js";
 import type { ModelDef, Weights } from "../models/model.js";
-import type { Task, TrainEvent } from "../train/trainer.js";
-import { lmTask, classifyTask, evaluateLm, evaluateClassifier, type LmTaskOptions, type ClassifyTaskOptions } from "../train/tasks.js";
+import type { TrainEvent } from "../train/trainer.js";
+import { evaluateLm, evaluateClassifier, type LmTaskOptions, type ClassifyTaskOptions } from "../train/tasks.js";
 import { makeModel } from "../api/model.js";
 import { type PeftModel, getPeftModel, emptyPeftModel, peftState, activeRecord } from "../api/peft.js";
 import { finetune, causalLmSampler, type TrainData, type Dataset, type Evaluator } from "../api/train.js";
@@ -50,7 +52,6 @@ export type Prepared =
       kind: "lm";
       peft: PeftModel;
       model: AdaptedModel<LlamaInput, LmOut>;
-      task: Task<LlamaInput, LmOut, Arr>;
       taskOptions: LmTaskOptions;
       baseName: string | null;
       /** Micro-batches per data.batchSize batch (taskOptions.batchSize is the micro-batch), chosen to fit the heap. */
@@ -58,7 +59,7 @@ export type Prepared =
       /** What was chosen for the user (printed by `boft train`). */
       notes?: string[];
     }
-  | { kind: "classify"; peft: PeftModel; model: AdaptedModel<Arr, Arr>; task: Task<Arr, Arr, Arr>; taskOptions: ClassifyTaskOptions; baseName: string | null };
+  | { kind: "classify"; peft: PeftModel; model: AdaptedModel<Arr, Arr>; taskOptions: ClassifyTaskOptions; baseName: string | null };
 
 function loadWeightsFile(file: string, def: ModelDef<unknown, unknown>): Weights {
   const ckpt = openCheckpoint(file);
@@ -181,7 +182,7 @@ export async function prepareRun(cfg: RunConfig): Promise<Prepared> {
         );
       }
     }
-    return { kind: "lm", peft, model, task: lmTask(taskOptions), taskOptions, baseName: built.baseName, accumulate, notes };
+    return { kind: "lm", peft, model, taskOptions, baseName: built.baseName, accumulate, notes };
   }
   if (d.kind !== "mnist") throw new ConfigError(`an ${cfg.model && "arch" in cfg.model ? cfg.model.arch : ""} model trains on "mnist" data`);
   const model = record as AdaptedModel<Arr, Arr>;
@@ -189,7 +190,7 @@ export async function prepareRun(cfg: RunConfig): Promise<Prepared> {
   const testSet = await loadMnist("test", { limit: d.evalLimit ?? 2000 });
   const evals = Object.fromEntries(Object.entries(d.evalTransforms).map(([name, t]) => [name, transformImages(testSet, t)]));
   const taskOptions = { train: trainSet, evals, batchSize: d.batchSize };
-  return { kind: "classify", peft, model, task: classifyTask(taskOptions), taskOptions, baseName: built.baseName };
+  return { kind: "classify", peft, model, taskOptions, baseName: built.baseName };
 }
 
 /** Llama's depth from which it trains and evaluates layer by layer (its ModelDef.layerwise is then preferred). */
@@ -252,11 +253,6 @@ export interface RunTrainingOptions extends RunFolderOptions {
   onNote?: (note: string) => void;
 }
 
-/**
- * Trains as run.json says, into its output folder. Nothing is written until the settings, model, data and the
- * folder's state are checked (run-guard.ts): a new run refuses a non-empty folder unless `overwrite`, `resume`
- * continues only a checkpoint of the same settings.
- */
 /** The loss of the last step event in a metrics.jsonl, or undefined. */
 function lastLoggedLoss(metricsPath: string): number | undefined {
   let loss: number | undefined;
@@ -268,6 +264,11 @@ function lastLoggedLoss(metricsPath: string): number | undefined {
   return loss;
 }
 
+/**
+ * Trains as run.json says, into its output folder. Nothing is written until the settings, model, data and the
+ * folder's state are checked (run-guard.ts): a new run refuses a non-empty folder unless `overwrite`, `resume`
+ * continues only a checkpoint of the same settings.
+ */
 export async function runTraining(cfg: RunConfig, o: RunTrainingOptions = {}): Promise<RunResult> {
   checkTrainSettings(cfg.train, cfg.file);
   const p = o.prepared ?? (await prepareRun(cfg));
