@@ -7,7 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   init, jax, defineModel, getPeftModel, addAdapter, setAdapter, disableAdapters, enableAdapters, deleteAdapter, mergeAdapter, unmergeAdapter,
-  finetune, evaluate, forward, savePretrained, fromPretrained, mergeAndUnload, tensor, causalLmSampler, ConfigError,
+  finetune, evaluate, forward, savePretrained, fromPretrained, mergeAndUnload, tensor, causalLmSampler, microBatchPlan, llamaFromConfig, ConfigError,
   type HostTensor, type TypedAdapterConfig, type TrainEvent, type DoneEvent, type CheckpointEvent, type EvalEvent, type BatchSampler, type Evaluator,
 } from "boft";
 
@@ -228,4 +228,19 @@ test("causalLmSampler: random windows of seqLen ids and the next ids; too little
   assert.deepEqual([...b.input.data], [1003, 1004, 1005, 1006, 1000, 1001, 1002, 1003, 1045, 1046, 1047, 1048]);
   assert.deepEqual([...b.target.data], [...b.input.data].map((v) => v + 1));
   assert.throws(() => causalLmSampler(ids.subarray(0, 4), { seqLen: 4, batchSize: 1 }), ConfigError);
+});
+
+test("microBatchPlan: a batch whose step would not fit the heap is split (a deep Llama's estimate); other models are not estimated", () => {
+  // A real vocabulary's logits dominate: 16 × 256 tokens × 49152 logits need about 8 GB, 4 × 256 fit.
+  const lm = llamaFromConfig({
+    model_type: "llama", vocab_size: 49152, hidden_size: 16, intermediate_size: 24, num_hidden_layers: 12,
+    num_attention_heads: 2, num_key_value_heads: 1, head_dim: 8, max_position_embeddings: 256,
+  });
+  const peft = getPeftModel(lm, { peftType: "BOFT", blockSize: 4, nButterflyFactor: 2 });
+  const plan = microBatchPlan(peft, { batchSize: 16, seqLen: 256 })!;
+  assert.deepEqual([plan.gradAccum, plan.microBatchSize], [4, 4]);
+  assert.ok(plan.batchBytes > plan.heapBytes && plan.batchBytes / 4 < plan.heapBytes, `${plan.batchBytes} vs ${plan.heapBytes}`);
+  assert.ok(plan.sequenceBytes < plan.heapBytes);
+  assert.equal(microBatchPlan(peft, { batchSize: 2, seqLen: 256 })!.gradAccum, 1);
+  assert.equal(microBatchPlan(getPeftModel(build(), { peftType: "LORA", r: 2, targetModules: ["fc1"] }), { batchSize: 4096, seqLen: 1 }), null);
 });

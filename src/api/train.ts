@@ -3,7 +3,7 @@
  * arrays or any (async) iterable of batches, with the task's loss or yours. It never prints; stop it with an
  * AbortSignal; resume it from a checkpoint event's snapshot.
  */
-import { np, tree, type Arr, type HostDType, type HostTensor } from "../engine/index.js";
+import { np, tree, HEAP_BUDGET_BYTES, type Arr, type HostDType, type HostTensor } from "../engine/index.js";
 import { ConfigError, ShapeError } from "../errors.js";
 import type { Rng } from "../data/rng.js";
 import { randomBatch, checkBatchOpts } from "../data/text.js";
@@ -11,7 +11,7 @@ import { type Trainable, forwardWith } from "../models/adapted.js";
 import { type TrainConfig, type TrainSnapshot, type Task, type Batch as EngineBatch, trainDefaults, trainIter, crossEntropy } from "../train/trainer.js";
 import type { TrainEvent, EvalEvent } from "../train/metrics.js";
 import { modelState, type ModelState } from "./model.js";
-import { type PeftModel, type PeftState, peftState, activeRecord, replaceTrained, viewWithTrained } from "./peft.js";
+import { type PeftModel, type PeftState, peftState, activeRecord, replaceTrained, viewWithTrained, trainableParameterCount } from "./peft.js";
 import { toArr } from "./tensor.js";
 
 export type { TrainEvent, TrainSnapshot, TrainConfig };
@@ -301,5 +301,45 @@ export function causalLmSampler(ids: ArrayLike<number>, o: { seqLen: number; bat
   return (r) => {
     const b = randomBatch(ids, r, o);
     return { input: { dtype: "int32", shape: [b.batchSize, b.seqLen], data: b.inputs }, target: { dtype: "int32", shape: [b.batchSize, b.seqLen], data: b.targets } };
+  };
+}
+
+/** How finetune's batches should be split so that each step fits the engine's heap (microBatchPlan). */
+export interface MicroBatchPlan {
+  /** Micro-batches per optimizer step: finetune's `gradAccum` (1: the batch fits whole). */
+  gradAccum: number;
+  /** Sequences per micro-batch (batchSize / gradAccum): the batch size to draw. */
+  microBatchSize: number;
+  /** Estimated heap bytes of one step over the whole batch, and over a single sequence. */
+  batchBytes: number;
+  sequenceBytes: number;
+  /** The heap budget the estimates are held against (jax-js's 4 GiB wasm heap, less a margin). */
+  heapBytes: number;
+}
+
+/**
+ * The smallest split of a batch of `batchSize` sequences of `seqLen` tokens whose training step fits the engine's
+ * heap: the same sequences, their gradients accumulated (up to rounding, the same step). For a model trained layer
+ * by layer whose strategy estimates its memory (the Llama family); null for others, whose step is not estimated.
+ * When even one sequence does not fit (`sequenceBytes > heapBytes`), training will probably run out of memory.
+ *
+ * @example
+ * const plan = microBatchPlan(peft, { batchSize: 16, seqLen: 256 });
+ * const opts = plan ? { batchSize: plan.microBatchSize, gradAccum: plan.gradAccum } : { batchSize: 16 };
+ */
+export function microBatchPlan(p: PeftModel, o: { batchSize: number; seqLen: number; full?: boolean; layerwise?: boolean }): MicroBatchPlan | null {
+  const s = peftState(p);
+  const strategy = modelState(s.base).def.layerwise;
+  if (!(o.layerwise ?? strategy?.preferred) || !strategy?.microBatches || !strategy.stepBytes) return null;
+  const rec = activeRecord(s);
+  const weightCount = Object.values(rec.weights).reduce((n, w) => n + w.size, 0);
+  const trained = rec.active && !o.full ? trainableParameterCount(p) : weightCount;
+  const gradAccum = strategy.microBatches(o.batchSize, o.seqLen, weightCount, trained);
+  return {
+    gradAccum,
+    microBatchSize: o.batchSize / gradAccum,
+    batchBytes: strategy.stepBytes(o.batchSize * o.seqLen, o.seqLen, weightCount, trained),
+    sequenceBytes: strategy.stepBytes(o.seqLen, o.seqLen, weightCount, trained),
+    heapBytes: HEAP_BUDGET_BYTES,
   };
 }

@@ -9,7 +9,7 @@
  */
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
-import { np, tree, HEAP_BUDGET_BYTES, type Arr } from "../engine/index.js";
+import { np, tree, type Arr } from "../engine/index.js";
 import { ConfigError } from "../errors.js";
 import { rng } from "../data/rng.js";
 import { encode as encodeChars, splitTokens } from "../data/text.js";
@@ -27,7 +27,7 @@ import type { TrainEvent } from "../train/trainer.js";
 import { evaluateLm, evaluateClassifier, type LmTaskOptions, type ClassifyTaskOptions } from "../train/tasks.js";
 import { makeModel } from "../api/model.js";
 import { type PeftModel, getPeftModel, emptyPeftModel, peftState, activeRecord } from "../api/peft.js";
-import { finetune, causalLmSampler, type TrainData, type Dataset, type Evaluator } from "../api/train.js";
+import { finetune, causalLmSampler, microBatchPlan, type TrainData, type Dataset, type Evaluator } from "../api/train.js";
 import { toJsonLine, parseJsonLines, lossCurves, type EvalEvent } from "../train/metrics.js";
 import { linePlot } from "../plot/svg.js";
 import { treeToHostAsync } from "../train/host-tree.js";
@@ -158,27 +158,23 @@ export async function prepareRun(cfg: RunConfig): Promise<Prepared> {
     checkTokenData(`${cfg.file}: data`, { "the training data": taskOptions.train, ...Object.fromEntries(Object.entries(taskOptions.evals).map(([k, v]) => [`evaluation split "${k}"`, v])) }, taskOptions.seqLen);
     const notes: string[] = [];
     let accumulate = 1;
-    const strategy = built.def.layerwise;
-    if (strategy?.preferred) taskOptions.layerwise = true;
-    if (taskOptions.layerwise && strategy?.microBatches && strategy.stepBytes) {
-      // A batch whose step would not fit jax-js's 4 GiB heap trains as micro-batches with accumulated gradients:
-      // the same sequences (the data generator draws them one by one) and, up to rounding, the same step.
-      const weightCount = Object.values(model.weights).reduce((n, w) => n + w.size, 0);
-      const trained = model.active ? tree.leaves(trainableOf(model) as never).reduce((n: number, a) => (n += (a as Arr).size, (a as Arr).dispose(), n), 0) : weightCount;
-      const B = taskOptions.batchSize;
-      accumulate = strategy.microBatches(B, taskOptions.seqLen, weightCount, trained);
+    if (built.def.layerwise?.preferred) taskOptions.layerwise = true;
+    // A batch whose step would not fit jax-js's 4 GiB heap trains as micro-batches with accumulated gradients:
+    // the same sequences (the data generator draws them one by one) and, up to rounding, the same step.
+    const B = taskOptions.batchSize;
+    const plan = taskOptions.layerwise ? microBatchPlan(peft, { batchSize: B, seqLen: taskOptions.seqLen, full: !cfg.method, layerwise: true }) : null;
+    if (plan) {
       const gb = (x: number) => (x / 1e9).toFixed(1);
-      const one = strategy.stepBytes(taskOptions.seqLen, taskOptions.seqLen, weightCount, trained);
-      if (one > HEAP_BUDGET_BYTES) {
+      if (plan.sequenceBytes > plan.heapBytes) {
         notes.push(
-          `even one sequence of ${taskOptions.seqLen} tokens needs about ${gb(one)} GB (weights, and for each trained value its gradient and AdamW's two moments), more than jax-js's 4 GiB heap holds: this run will probably run out of memory; an adapter trains far fewer values`,
+          `even one sequence of ${taskOptions.seqLen} tokens needs about ${gb(plan.sequenceBytes)} GB (weights, and for each trained value its gradient and AdamW's two moments), more than jax-js's 4 GiB heap holds: this run will probably run out of memory; an adapter trains far fewer values`,
         );
       }
-      if (accumulate > 1) {
-        const need = strategy.stepBytes(B * taskOptions.seqLen, taskOptions.seqLen, weightCount, trained);
-        taskOptions.batchSize = B / accumulate;
+      if (plan.gradAccum > 1) {
+        accumulate = plan.gradAccum;
+        taskOptions.batchSize = plan.microBatchSize;
         notes.push(
-          `a batch of ${B}×${taskOptions.seqLen} tokens needs about ${gb(need)} GB, more than jax-js's 4 GiB heap holds: each step trains ${accumulate} micro-batches of ${taskOptions.batchSize} and accumulates their gradients (the same step; set data.batchSize and train.gradAccum to choose yourself)`,
+          `a batch of ${B}×${taskOptions.seqLen} tokens needs about ${gb(plan.batchBytes)} GB, more than jax-js's 4 GiB heap holds: each step trains ${accumulate} micro-batches of ${taskOptions.batchSize} and accumulates their gradients (the same step; set data.batchSize and train.gradAccum to choose yourself)`,
         );
       }
     }
