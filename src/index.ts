@@ -71,7 +71,7 @@ export { bytesStore, type TensorStore, type StoredTensor } from "./formats/tenso
 export { decode as decodeDType, encode as encodeDType, roundTo, type StDType } from "./formats/dtype.js";
 export { parseHfConfig } from "./formats/hf-config.js";
 // Text
-export { generate, type GenerateOptions, type GeneratedToken } from "./api/generate.js";
+export { generate, type GenerateOptions, type GeneratedToken, type GenerateResult, type FinishReason } from "./api/generate.js";
 export { tensor } from "./api/tensor.js";
 export { checkSampling } from "./models/generate.js";
 export { charTokenizerJson, charTokenizerConfig } from "./data/char-tokenizer.js";
