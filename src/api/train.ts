@@ -1,7 +1,8 @@
 /**
  * Finetuning as an async iterator of events: the library's one training loop (src/train/trainer.ts) over in-memory
- * arrays or any (async) iterable of batches, with the task's loss or yours. It never prints; stop it with an
- * AbortSignal; resume it from a checkpoint event's snapshot.
+ * arrays, a sampler drawing from the run's seeded generator, or any (async) iterable of batches, with the task's loss
+ * or yours, and the evaluation sets or yours. It never prints; stop it with an AbortSignal; resume it from a
+ * checkpoint event's snapshot. `boft train` (src/node/run.ts) is this loop with run.json's data and files.
  */
 import { np, tree, HEAP_BUDGET_BYTES, type Arr, type HostDType, type HostTensor } from "../engine/index.js";
 import { ConfigError, ShapeError } from "../errors.js";
@@ -310,8 +311,9 @@ export interface MicroBatchPlan {
   gradAccum: number;
   /** Sequences per micro-batch (batchSize / gradAccum): the batch size to draw. */
   microBatchSize: number;
-  /** Estimated heap bytes of one step over the whole batch, and over a single sequence. */
+  /** Estimated heap bytes of one step over the whole batch. */
   batchBytes: number;
+  /** Estimated heap bytes of one step over a single sequence (more than heapBytes: even that will not fit). */
   sequenceBytes: number;
   /** The heap budget the estimates are held against (jax-js's 4 GiB wasm heap, less a margin). */
   heapBytes: number;
@@ -322,6 +324,8 @@ export interface MicroBatchPlan {
  * heap: the same sequences, their gradients accumulated (up to rounding, the same step). For a model trained layer
  * by layer whose strategy estimates its memory (the Llama family); null for others, whose step is not estimated.
  * When even one sequence does not fit (`sequenceBytes > heapBytes`), training will probably run out of memory.
+ * `full`: estimate for full finetuning (every weight trained). `layerwise`: as finetune's (default: the model's
+ * preference); a step that is not layer by layer is not estimated.
  *
  * @example
  * const plan = microBatchPlan(peft, { batchSize: 16, seqLen: 256 });
