@@ -28,6 +28,12 @@ import { openCheckpoint, SafetensorsReader, writeSafetensors, INDEX_FILE, SINGLE
 import { openAdapter, type OpenAdapter } from "./adapter-files.js";
 import { writeAll, removeLeftovers } from "./atomic.js";
 
+/**
+ * What mergeCheckpoint merges: `base` a safetensors checkpoint (file, sharded index or folder), `adapter` a PEFT
+ * adapter folder, `out` where the merged checkpoint goes.
+ *
+ * @example mergeCheckpoint({ base: "SmolLM2-135M", adapter: "runs/boft/adapter", out: "merged" })
+ */
 export interface MergeOptions {
   base: string;
   adapter: string;
@@ -46,6 +52,10 @@ export interface MergeOptions {
   inPlace?: boolean;
 }
 
+/**
+ * What mergeCheckpoint did: tensor names merged with an adapter layer (`merged`), replaced by trained base
+ * tensors (`replaced`), how many were copied unchanged, and the files written.
+ */
 export interface MergeReport {
   merged: string[];
   replaced: string[];

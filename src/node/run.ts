@@ -200,6 +200,9 @@ function layoutOf(p: Prepared): TrainableLayout | null {
   return { layout: Object.fromEntries(a.plan.layers.map((l) => [l.module.path, layerParamShapes(l).map(([s]) => s)])), extras: a.extras };
 }
 
+/**
+ * What runTraining returns: the trained model, every event, the final evaluation and where the adapter was written.
+ */
 export interface RunResult {
   prepared: Prepared;
   /** The model with the trained tensors in place. */
@@ -261,9 +264,13 @@ function lastLoggedLoss(metricsPath: string): number | undefined {
 }
 
 /**
- * Trains as run.json says, into its output folder. Nothing is written until the settings, model, data and the
- * folder's state are checked (run-guard.ts): a new run refuses a non-empty folder unless `overwrite`, `resume`
- * continues only a checkpoint of the same settings.
+ * Runs a run.json end to end, as `boft train` does: builds the model and data, trains with the library's `finetune`
+ * (progress events), writes checkpoints, metrics.jsonl, loss.svg and the adapter (PEFT's files) under `cfg.output`,
+ * and evaluates. Nothing is written until the settings, model, data and the folder's state are checked
+ * (run-guard.ts): a new run refuses a non-empty folder unless `overwrite`, `resume` continues only a checkpoint of
+ * the same settings.
+ *
+ * @example const r = await runTraining(readRunConfig("examples/text-boft.json")); // r.adapterDir
  */
 export async function runTraining(cfg: RunConfig, o: RunTrainingOptions = {}): Promise<RunResult> {
   checkTrainSettings(cfg.train, cfg.file);
