@@ -44,7 +44,7 @@ import { checkRunOutput, startRunOutput, checkTokenData, runRecord, RunInterrupt
 type LmOut = { logits: Arr; cache?: KvCache };
 
 /**
- * A model and task ready to train, of either kind. `peft` is the model as the library trains it (its adapter, or
+ * A model and data ready to train, of either kind. `peft` is the model as the library trains it (its adapter, or
  * none for full finetuning); `model` is its record at preparation, for evaluation and inspection.
  */
 export type Prepared =
