@@ -238,10 +238,20 @@ export function evaluatePrepared(p: Prepared, trainable: Trainable | null): Prom
   return p.kind === "lm" ? evaluateLm(p.model, trainable, p.taskOptions) : evaluateClassifier(p.model, trainable, p.taskOptions);
 }
 
+/** A run resumed: it continues after `step`, from the checkpoint folder `path` (runTraining's onEvent only). */
+export interface ResumeEvent {
+  kind: "resume";
+  step: number;
+  path: string;
+}
+
+/** What runTraining reports as it goes: the training loop's events (a checkpoint's carries its folder), and a resume. */
+export type RunEvent = TrainEvent | ResumeEvent;
+
 /** Options of runTraining besides the run.json. */
 export interface RunTrainingOptions extends RunFolderOptions {
   /** Every event as it happens, plus `{kind: "checkpoint", step, path}` and, on resume, `{kind: "resume", step, path}`. */
-  onEvent?: (e: TrainEvent) => void;
+  onEvent?: (e: RunEvent) => void;
   /** A model and data already prepared from this run.json (prepareRun). */
   prepared?: Prepared;
   /** Aborting ends the run after the step in progress, with a checkpoint, by throwing RunInterrupted. */
@@ -293,10 +303,10 @@ export async function runTraining(cfg: RunConfig, o: RunTrainingOptions = {}): P
     if (e.kind === "step") lastLoss = e.loss;
     if (e.kind === "done" && e.finalLoss === undefined && lastLoss !== undefined) e = { ...e, finalLoss: lastLoss };
     events.push(e);
-    fs.appendFileSync(metricsPath, toJsonLine(e as never) + "\n");
+    fs.appendFileSync(metricsPath, toJsonLine(e) + "\n");
     o.onEvent?.(e);
   };
-  if (resume) o.onEvent?.({ kind: "resume", step: resume.step, path: from } as unknown as TrainEvent);
+  if (resume && from) o.onEvent?.({ kind: "resume", step: resume.step, path: from });
   else if (o.evaluateBase ?? true) for (const e of await evaluatePrepared(p, null)) log({ ...e, step: 0 });
   const accumulate = p.kind === "lm" ? (p.accumulate ?? 1) : 1;
   // The library's loop: random token windows or image rows drawn from the run's seeded generator (so a resume draws
@@ -339,7 +349,7 @@ export async function runTraining(cfg: RunConfig, o: RunTrainingOptions = {}): P
   // The trainer already evaluated the final weights when its eval schedule reached the last step.
   const finalStep = events.reduce((s, e) => (e.kind === "done" ? e.step : s), cfg.train.steps);
   // From the log, not this process's events: a run resumed from its final checkpoint finds them there.
-  const logged = parseJsonLines(fs.readFileSync(metricsPath, "utf8")) as unknown as TrainEvent[];
+  const logged = parseJsonLines(fs.readFileSync(metricsPath, "utf8"));
   const last = logged.filter((e): e is EvalEvent => e.kind === "eval" && e.step === finalStep);
   let finalEval = last;
   if (!last.length) {
@@ -348,7 +358,7 @@ export async function runTraining(cfg: RunConfig, o: RunTrainingOptions = {}): P
     for (const e of finalEval) log(e);
   }
   // The whole log, so a resumed run's plot starts at step 0 too.
-  const curves = lossCurves(parseJsonLines(fs.readFileSync(metricsPath, "utf8")) as never);
+  const curves = lossCurves(parseJsonLines(fs.readFileSync(metricsPath, "utf8")));
   atomicWriteFile(
     nodePath.join(cfg.output, "loss.svg"),
     linePlot(curves.map((c) => ({ name: c.name, points: c.points, mode: c.name === "train" ? "line" : "both" })), { title: `${nodePath.basename(cfg.output)}: loss`, xLabel: "step", yLabel: "loss", logY: true }),
