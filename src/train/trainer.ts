@@ -279,7 +279,7 @@ export async function updateInGroups(
   return [build(out.p), { count, mu: build(out.m), nu: build(out.v) }];
 }
 
-type GradientFn<I, T> = ((t: Trainable, input: I, target: T) => [Arr, Trainable]) & { dispose(): void };
+type GradientFn<I, T> = ((t: Trainable, input: I, target: T) => [Arr, Trainable] | Promise<[Arr, Trainable]>) & { dispose(): void };
 
 /**
  * Loss and gradients w.r.t. the trainable tensors. Consumes all three arguments.
@@ -303,10 +303,16 @@ function gradientFn<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O, T>, compile
     return task.loss(out, target);
   };
   const step = jit((t: Trainable, frozen: Weights, input: I, target: T) => (valueAndGrad(lossWithBase) as (...a: unknown[]) => never)(t, frozen, input, target));
-  const f = (t: Trainable, input: I, target: T): [Arr, Trainable] => {
+  const f = async (t: Trainable, input: I, target: T): Promise<[Arr, Trainable]> => {
     const frozen: Weights = {};
     for (const [k, v] of Object.entries(m.weights)) if (!(k in t.extras)) frozen[k] = v.ref;
-    return (step as unknown as (...a: unknown[]) => [Arr, Trainable])(t, frozen, input, target);
+    const out = (step as unknown as (...a: unknown[]) => [Arr, Trainable])(t, frozen, input, target);
+    // Settled here, through one output. Every output of a jitted call carries the call's whole kernel list until it
+    // is submitted: each op on an unsettled gradient copies that list, and settling the outputs together prepares it
+    // once per output (outputs × kernels promises). Demo LM, BOFT (57 outputs, ~1050 kernels), one thread: 1.3 s of
+    // CPU per step → 0.55 s; full finetuning 0.73 → 0.45 s.
+    await out[0].blockUntilReady();
+    return out;
   };
   return Object.assign(f, { dispose: () => step.dispose() });
 }
