@@ -12,7 +12,7 @@ import { type Rng, type RngState, rng, rngFromState } from "../data/rng.js";
 import { type AdaptedModel, type Trainable, forwardWith, trainableOf } from "../models/adapted.js";
 import type { Weights } from "../models/model.js";
 import { projectLayerParams, planUsesDropout } from "../methods/adapter.js";
-import { adamw, clipScale, scaleLeaf, adamwStateToHostAsync, adamwStateFromHost, type AdamW, type AdamWState, type AdamWHostState } from "./optim.js";
+import { adamw, clipScale, adamwStateToHostAsync, adamwStateFromHost, type AdamW, type AdamWState, type AdamWHostState } from "./optim.js";
 import { lrAt } from "./schedule.js";
 import { type HostTree, type Tree, treeToHostAsync, treeFromHost } from "./host-tree.js";
 import type { EvalEvent, TrainEvent } from "./metrics.js";
@@ -257,9 +257,10 @@ export async function updateInGroups(
   groupValues = GROUP_VALUES,
 ): Promise<[Trainable, AdamWState]> {
   const [ps, def] = tree.flatten(params as never) as [Arr[], Parameters<typeof tree.unflatten>[0]];
-  if (scale) grads = tree.map((g: Arr) => scaleLeaf(g, scale), grads as never) as unknown as Trainable; // lazy: computed with each group
+  // The clipping factor goes into the update's own kernel (AdamW's gradScale), not a kernel per leaf before it.
+  const gradScale = scale ?? undefined;
   if (ps.reduce((n, p) => n + p.size, 0) <= groupValues) {
-    return optimizer.update(grads as never, opt as never, tree.unflatten(def, ps) as never, lr) as unknown as [Trainable, AdamWState];
+    return optimizer.update(grads as never, opt as never, tree.unflatten(def, ps) as never, lr, gradScale) as unknown as [Trainable, AdamWState];
   }
   const [gs, ms, vs] = [grads, opt.mu, opt.nu].map((t) => tree.leaves(t as never) as Arr[]);
   const out: { p: Arr[]; m: Arr[]; v: Arr[] } = { p: [], m: [], v: [] };
@@ -267,7 +268,7 @@ export async function updateInGroups(
   for (let i = 0; i < ps.length; ) {
     let j = i + 1;
     for (let n = ps[i].size; j < ps.length && n + ps[j].size <= groupValues; j++) n += ps[j].size;
-    const [p, s] = optimizer.update(gs.slice(i, j), { count: opt.count, mu: ms.slice(i, j), nu: vs.slice(i, j) }, ps.slice(i, j), lr);
+    const [p, s] = optimizer.update(gs.slice(i, j), { count: opt.count, mu: ms.slice(i, j), nu: vs.slice(i, j) }, ps.slice(i, j), lr, gradScale);
     await blockUntilReady([p, s.mu, s.nu] as never);
     out.p.push(...(p as Arr[]));
     out.m.push(...(s.mu as Arr[]));
