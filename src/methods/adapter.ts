@@ -117,7 +117,9 @@ export function adapterBlocks(plan: AdapterPlan, params: AdapterParams, o: { pai
   if (!rec.skew) return new Map();
   for (const layer of plan.layers) {
     const path = layer.module.path;
-    const { skew, terms, blockSize: b } = rec.skew(layer.shape, tree.ref(params[path]));
+    // With skewOf, `skew` holds the layer's skew source until the group's skew is taken (stacked) below.
+    const source = rec.skewSource && rec.skewOf ? rec.skewSource(layer.shape, tree.ref(params[path])) : null;
+    const { skew, terms, blockSize: b } = source ? { skew: source, terms: null, blockSize: source.shape[source.ndim - 1] } : rec.skew(layer.shape, tree.ref(params[path]));
     // BOFT's skew is [m, D, b, b], OFT's [r, b, b]: layers stack along the axis before the blocks, so leading axes
     // (BOFT's m) must agree. Block dropout needs each factor's own blocks, so such layers are never paired.
     const lead = skew.shape.slice(0, -3);
@@ -130,7 +132,8 @@ export function adapterBlocks(plan: AdapterPlan, params: AdapterParams, o: { pai
   for (const { b, terms, pair, items } of groups.values()) {
     const shapes = items.map((i) => i.skew.shape);
     const axis = shapes[0].length - 3;
-    const all = items.length === 1 ? items[0].skew : np.concatenate(items.map((i) => i.skew), axis);
+    const stackedInput = items.length === 1 ? items[0].skew : np.concatenate(items.map((i) => i.skew), axis);
+    const all = rec.skewSource && rec.skewOf ? rec.skewOf(stackedInput) : stackedInput;
     const stacked = all.shape;
     const flat = all.reshape([-1, b, b]);
     const q = (terms === null ? cayleyJit(flat) : cayleyNeumann(flat, terms)).reshape(stacked);
