@@ -78,7 +78,7 @@ async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   if (argv[0] === "--child") return runChild(argv[1], argv[2], argv[3], Number(argv[4]));
   // Loaded here, not at the top: the child measures its memory from before the library (and engine) load.
-  const { writeSafetensors, SafetensorsReader, saveAdapter, encodeDType: encode, boftConfig } = await import("boft/node");
+  const { writeSafetensors, SafetensorsReader, saveAdapter, encodeDType: encode, boftConfig, tensor } = await import("boft/node");
   const o = parse(argv);
   const bytesPer = o.dtype === "F32" ? 4 : 2;
   const tensorBytes = o.dim * o.dim * bytesPer;
@@ -111,10 +111,10 @@ async function main(): Promise<void> {
     const targets = names.filter((n) => /\.(q|v)_proj\.weight$/.test(n)).map((n) => n.slice(0, -".weight".length));
     const D = o.dim / o.blockSize;
     const afill = filler(99);
-    const tensors = targets.flatMap((m) => [
-      { key: `base_model.model.${m}.boft_R`, shape: [o.nFactors, D, o.blockSize, o.blockSize], data: afill(o.nFactors * D * o.blockSize * o.blockSize).map((x) => 5 * x) },
-      { key: `base_model.model.${m}.boft_s`, shape: [o.dim, 1], data: afill(o.dim).map((x) => 1 + x) },
-    ]);
+    const tensors = Object.fromEntries(targets.flatMap((m) => [
+      [`base_model.model.${m}.boft_R`, tensor(afill(o.nFactors * D * o.blockSize * o.blockSize).map((x) => 5 * x), [o.nFactors, D, o.blockSize, o.blockSize])],
+      [`base_model.model.${m}.boft_s`, tensor(afill(o.dim).map((x) => 1 + x), [o.dim, 1])],
+    ]));
     const method = { kind: "BOFT" as const, config: boftConfig({ blockSize: o.blockSize, nButterflyFactor: o.nFactors, targetModules: ["q_proj", "v_proj"] }) };
     saveAdapter(adapterDir, method, tensors);
 

@@ -29,9 +29,9 @@ try {
   }
   fs.writeFileSync(path.join(app, "package.json"), JSON.stringify({ name: "boft-examples", private: true, type: "module" }, null, 2));
   const tsconfig = (o, include) => JSON.stringify({ compilerOptions: { target: "ES2022", module: "NodeNext", moduleResolution: "NodeNext", lib: ["ES2022", "DOM"], strict: true, ...o }, include }, null, 2);
-  // The published types, as a consumer with skipLibCheck: false sees them (no Node types: "boft" is browser-clean).
-  // The Node examples need @types/node, whose installed 20.9.5 fails skipLibCheck: false under TypeScript 5.9 by
-  // itself, so they compile with skipLibCheck: true.
+  // The published types, as a consumer with skipLibCheck: false sees them: "boft" alone, with no Node types (it is
+  // browser-clean), then the examples (llama-folder.ts imports boft/node and boft/preload) with @types/node, also
+  // with skipLibCheck: false, so a declaration error anywhere in the package's types fails here.
   fs.mkdirSync(path.join(app, "types"));
   fs.writeFileSync(
     path.join(app, "types", "check.ts"),
@@ -40,14 +40,14 @@ try {
       "export type Used = [HostTensor, TrainEvent, PeftModel];\n",
   );
   fs.writeFileSync(path.join(app, "tsconfig.types.json"), tsconfig({ types: [], skipLibCheck: false, noEmit: true }, ["types"]));
-  fs.writeFileSync(path.join(app, "tsconfig.json"), tsconfig({ types: ["node"], skipLibCheck: true, outDir: "out", rootDir: "src" }, ["src"]));
+  fs.writeFileSync(path.join(app, "tsconfig.json"), tsconfig({ types: ["node"], skipLibCheck: false, outDir: "out", rootDir: "src" }, ["src"]));
   const examples = fs.readdirSync(path.join(repo, "examples")).filter((f) => f.endsWith(".ts")).sort();
   fs.mkdirSync(path.join(app, "src"));
   for (const f of examples) fs.copyFileSync(path.join(repo, "examples", f), path.join(app, "src", f));
   const tsc = path.join(modules, "typescript", "bin", "tsc");
   console.log("examples: tsc on boft's published types (strict, skipLibCheck: false)");
   run(process.execPath, [tsc, "-p", path.join(app, "tsconfig.types.json")]);
-  console.log(`examples: tsc on ${examples.join(", ")}`);
+  console.log(`examples: tsc on ${examples.join(", ")} (strict, skipLibCheck: false, with boft/node's types)`);
   run(process.execPath, [tsc, "-p", app]);
   const args = { "llama-folder.ts": [path.join(repo, "assets", "brown-lm"), path.join(tmp, "adapter")] };
   for (const f of examples) {

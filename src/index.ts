@@ -22,6 +22,10 @@ import { jax, tree, initDevice, fromHost, toHostAsync, type Device, type HostTen
 import { denseRotation, orthogonalityError } from "./math/index.js";
 import { type AdapterMethod, type ModuleInfo, type LayerParams, planLayer, mergeLayer, unmergeLayer, layerParamShapes, nestLayerParams, adapterBlocks } from "./methods/adapter.js";
 
+/**
+ * jax-js itself (`jax.numpy`, `jax.nn`, `jax.grad`, …), the very copy boft computes with: use it for your own
+ * model's forward (defineModel) and loss, never a second installed copy.
+ */
 export { jax };
 
 // jax-js's types (the `jax` export) name GPUDevice and GPUBuffer (@webgpu/types), which a consumer's TypeScript may
@@ -34,6 +38,7 @@ declare global {
 
 export type { HostTensor, HostDType, HostData, FloatDType, Device } from "./engine/index.js";
 export { currentDevice } from "./engine/index.js";
+/** The error classes as one namespace (`errors.ConfigError` …); the same classes are also exported by name. */
 export * as errors from "./errors.js";
 export { BoftError, ConfigError, ShapeError, FormatError, NoTargetsError, NonFiniteError } from "./errors.js";
 
@@ -71,7 +76,7 @@ export { bytesStore, type TensorStore, type StoredTensor } from "./formats/tenso
 export { decode as decodeDType, encode as encodeDType, roundTo, type StDType } from "./formats/dtype.js";
 export { parseHfConfig } from "./formats/hf-config.js";
 // Text
-export { generate, type GenerateOptions, type GeneratedToken } from "./api/generate.js";
+export { generate, type GenerateOptions, type GeneratedToken, type GenerateResult, type FinishReason } from "./api/generate.js";
 export { tensor } from "./api/tensor.js";
 export { checkSampling } from "./models/generate.js";
 export { charTokenizerJson, charTokenizerConfig } from "./data/char-tokenizer.js";

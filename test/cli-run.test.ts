@@ -60,7 +60,7 @@ describe("boft generate and train say what happens", () => {
     assert.equal(r.status, 0, r.stderr);
     const j = JSON.parse(r.stdout.trim().split("\n").pop()!) as { output_ids: number[] };
     assert.equal(j.output_ids.length, 6);
-    assert.match(r.stderr, /note: stopping after 6 new tokens, at max_position_embeddings = 256 \(prompt 250 \+ 300 asked would pass it\)/);
+    assert.match(r.stderr, /note: stopped after 6 new tokens, at max_position_embeddings = 256 \(prompt 250 \+ 300 asked would pass it\)/);
     const long = boft("generate", "--model", BROWN_LM, "--prompt", "a".repeat(256), "--max-new-tokens", "1");
     assert.equal(long.status, 1);
     assert.match(long.stderr, /^boft generate: the prompt is 256 tokens; the model takes at most max_position_embeddings = 256 in all\n$/);

@@ -63,3 +63,26 @@ test("brown-lm: BOFT on a few strings through boft/node; the saved folder inspec
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("generate ends at the model's max_position_embeddings and says why; a prompt that fills it is refused", async () => {
+  const lm = await loadCausalLm(BROWN_LM);
+  const max = lm.config!.maxPositionEmbeddings; // 256
+  const prompt = Array.from({ length: max - 3 }, (_, i) => 65 + (i % 26));
+  const it = generate(lm, prompt, { maxNewTokens: 10, stopIds: [] });
+  let r = await it.next();
+  let n = 0;
+  for (; !r.done; r = await it.next()) n++;
+  assert.equal(n, 3);
+  assert.deepEqual([r.value.ids.length, r.value.finishReason], [3, "maxPositions"]);
+
+  const short = generate(lm, prompt.slice(0, 8), { maxNewTokens: 4, stopIds: [] });
+  let s = await short.next();
+  while (!s.done) s = await short.next();
+  assert.deepEqual([s.value.ids.length, s.value.finishReason], [4, "length"]);
+  const stop = generate(lm, prompt.slice(0, 8), { maxNewTokens: 4, stopIds: [s.value.ids[1]] });
+  let t = await stop.next();
+  while (!t.done) t = await stop.next();
+  assert.deepEqual([t.value.ids, t.value.finishReason], [s.value.ids.slice(0, 2), "stop"]);
+
+  await assert.rejects(generate(lm, Array.from({ length: max }, () => 65), { maxNewTokens: 1 }).next(), /the prompt is 256 tokens; the model takes at most max_position_embeddings = 256 in all/);
+});

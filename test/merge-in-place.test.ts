@@ -116,3 +116,22 @@ describe("boft merge --in-place", () => {
     assert.ok(!fs.readdirSync(root).some((f) => /\.(merge|tmp)-\d+$/.test(f)), fs.readdirSync(root).join(" "));
   });
 });
+
+describe("boft merge cleans up after a killed merge", () => {
+  it("removes the temp files a dead merge left beside its targets, and keeps a running one's and unrelated ones", () => {
+    const dead = spawnSync(process.execPath, ["-e", "0"]).pid!; // exited: its pid names no running process
+    const live = process.pid; // this test's process, running while the merge runs
+    fs.mkdirSync(at("leftovers"));
+    const left = {
+      deadShard: at("leftovers", `model.safetensors.merge-${dead}`),
+      deadCompanion: at("leftovers", `config.json.merge-${dead}`),
+      liveShard: at("leftovers", `model.safetensors.merge-${live}`),
+      unrelated: at("leftovers", `notes.txt.merge-${dead}`),
+    };
+    for (const f of Object.values(left)) fs.writeFileSync(f, "partial");
+    const r = boft("merge", "--base", at("expected-model"), "--adapter", at("adapter"), "--out", at("leftovers"));
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stderr.match(/note: removed .* left by an interrupted merge/g)?.length, 2, r.stderr);
+    assert.deepEqual([left.deadShard, left.deadCompanion, left.liveShard, left.unrelated].map((f) => fs.existsSync(f)), [false, false, true, true]);
+  });
+});

@@ -1,4 +1,4 @@
-import { loadCausalLm, fromPretrained, mergeAndUnload, generate, checkSampling, errors, type Model, type PeftModel } from "boft/node";
+import { loadCausalLm, fromPretrained, mergeAndUnload, generate, checkSampling, type Model, type PeftModel } from "boft/node";
 import { type Command, UsageError, requireString, optionalNumber } from "../command.js";
 
 function intOption(values: Record<string, unknown>, name: string, fallback: number | undefined): number | undefined {
@@ -54,18 +54,9 @@ export const generateCommand: Command = {
     const text = values.chat ? tok.applyChatTemplate([{ role: "user", content: prompt }], { addGenerationPrompt: true }) : prompt;
     // A rendered chat template already holds its special tokens (transformers: add_special_tokens=False).
     const promptIds = tok.encode(text, { addSpecialTokens: !values.chat });
-    // The model has no positions past max_position_embeddings: stop there rather than run on with untrained ones.
-    const maxPositions = base.config!.maxPositionEmbeddings;
-    if (promptIds.length >= maxPositions) {
-      throw new errors.ConfigError(`the prompt is ${promptIds.length} tokens; the model takes at most max_position_embeddings = ${maxPositions} in all`);
-    }
-    const newTokens = Math.min(maxNewTokens, maxPositions - promptIds.length);
-    if (newTokens < maxNewTokens) {
-      console.error(`note: stopping after ${newTokens} new tokens, at max_position_embeddings = ${maxPositions} (prompt ${promptIds.length} + ${maxNewTokens} asked would pass it)`);
-    }
     const loadedMs = performance.now() - started;
 
-    const it = generate(m, promptIds, { ...sampling, seed, maxNewTokens: newTokens });
+    const it = generate(m, promptIds, { ...sampling, seed, maxNewTokens });
     const out: number[] = [];
     let shown = "";
     const t0 = performance.now();
@@ -76,13 +67,17 @@ export const generateCommand: Command = {
       process.stdout.write(r.value.text);
       shown += r.value.text;
     }
-    const { text: textOut } = r.value;
+    const { text: textOut, finishReason } = r.value;
     const secs = (performance.now() - t0) / 1000;
     if (values.json) {
       console.log(JSON.stringify({ prompt_ids: promptIds, output_ids: out, text: textOut }));
     } else {
       if (textOut.startsWith(shown)) process.stdout.write(textOut.slice(shown.length));
       process.stdout.write("\n");
+    }
+    if (finishReason === "maxPositions") {
+      const maxPositions = base.config!.maxPositionEmbeddings;
+      console.error(`note: stopped after ${out.length} new tokens, at max_position_embeddings = ${maxPositions} (prompt ${promptIds.length} + ${maxNewTokens} asked would pass it)`);
     }
     console.error(
       `${out.length} tokens in ${secs.toFixed(2)} s (${(out.length / Math.max(secs, 1e-9)).toFixed(1)} tokens/s; prompt ${promptIds.length} tokens; load ${(loadedMs / 1000).toFixed(2)} s)`,

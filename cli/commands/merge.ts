@@ -21,6 +21,7 @@ export const mergeCommand: Command = {
     const r = mergeCheckpoint({ base, adapter, out, inPlace });
     const secs = ((performance.now() - started) / 1000).toFixed(2);
     for (const w of r.warnings) console.error(`boft merge: warning: ${w}`);
+    for (const f of r.removedLeftovers) console.error(`boft merge: note: removed ${f}, left by an interrupted merge`);
     console.log(`merged ${r.merged.length} weights, replaced ${r.replaced.length} trained tensors, copied ${r.copied} unchanged, in ${secs} s`);
     for (const f of r.files) console.log(`${inPlace ? "replaced" : "wrote"} ${f}${inPlace ? " (verified before replacing)" : ""}`);
     return 0;

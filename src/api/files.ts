@@ -6,7 +6,7 @@ import { ConfigError, FormatError } from "../errors.js";
 import { encode } from "../formats/dtype.js";
 import { encodeFile } from "../formats/safetensors.js";
 import { type AdapterConfigExtra, parseAdapterConfig, toAdapterConfigJson } from "../formats/peft-config.js";
-import { groupAdapterKeys } from "../formats/peft-adapter.js";
+import { groupAdapterKeys, ADAPTER_CONFIG, ADAPTER_WEIGHTS } from "../formats/peft-adapter.js";
 import { bytesStore, filesStore } from "../formats/tensor-store.js";
 import { withDefaultTargets } from "../methods/method.js";
 import { adapterTensors, addLoadedAdapter, type AdapterSource } from "../models/peft-load.js";
@@ -16,8 +16,7 @@ import { type Model, makeModel, modelState } from "./model.js";
 import { toHostAsync } from "../engine/index.js";
 import { type PeftModel, type PeftState, peftState, emptyPeftModel } from "./peft.js";
 
-export const ADAPTER_CONFIG = "adapter_config.json";
-export const ADAPTER_WEIGHTS = "adapter_model.safetensors";
+export { ADAPTER_CONFIG, ADAPTER_WEIGHTS };
 
 /** A saved adapter as PEFT writes it: the config's text and the weights' bytes. */
 export interface AdapterFiles {
@@ -73,7 +72,7 @@ export async function savePretrained(p: PeftModel, o: { adapterName?: string } =
   const method = withDefaultTargets(s.record.adapters[name].method, s.base.type);
   return {
     [ADAPTER_CONFIG]: toAdapterConfigJson(method, configExtra(s)),
-    [ADAPTER_WEIGHTS]: encodeFile(tensors.map((t) => ({ name: t.key, dtype: "F32" as const, shape: t.tensor.shape, data: encode("F32", t.tensor.data) })), { format: "pt" }),
+    [ADAPTER_WEIGHTS]: encodeFile(Object.entries(tensors).map(([name, t]) => ({ name, dtype: "F32" as const, shape: t.shape, data: encode("F32", t.data) })), { format: "pt" }),
   };
 }
 

@@ -22,6 +22,20 @@ export interface GenerateOptions {
   chat?: boolean;
 }
 
+/**
+ * Why generation ended (transformers' finish_reason, plus one): "stop" at a stop id, "length" after maxNewTokens,
+ * "maxPositions" at the model's max_position_embeddings, which it has no positions past.
+ */
+export type FinishReason = "stop" | "length" | "maxPositions";
+
+/** What generate returns when it ends: the generated ids and their text, the prompt's ids, and why it ended. */
+export interface GenerateResult {
+  ids: number[];
+  text: string;
+  promptIds: number[];
+  finishReason: FinishReason;
+}
+
 /** One generated token: its id, and the text it completes (whole characters only; "" while a character is split). */
 export interface GeneratedToken {
   id: number;
@@ -30,12 +44,13 @@ export interface GeneratedToken {
 
 /**
  * Generates after `prompt` (text, tokenized with the model's tokenizer, or token ids) with the active adapter, one
- * token at a time; returns all generated ids and their text. Every read is asynchronous.
+ * token at a time; returns all generated ids and their text. Every read is asynchronous. Generation stops at the
+ * model's max_position_embeddings (finishReason "maxPositions"); a prompt that already fills it is a ConfigError.
  *
  * @example
  * for await (const t of generate(peft, "Once upon a time", { maxNewTokens: 20 })) process.stdout.write(t.text);
  */
-export async function* generate(m: PeftModel | Model, prompt: string | readonly number[], o: GenerateOptions): AsyncGenerator<GeneratedToken, { ids: number[]; text: string; promptIds: number[] }> {
+export async function* generate(m: PeftModel | Model, prompt: string | readonly number[], o: GenerateOptions): AsyncGenerator<GeneratedToken, GenerateResult> {
   const peft = isPeftModel(m) ? m : null;
   const base = peft ? peft.baseModel : (m as Model);
   if (!base.config) throw new ConfigError("generate: the model is not a Llama-family causal LM");
@@ -47,9 +62,15 @@ export async function* generate(m: PeftModel | Model, prompt: string | readonly 
     // A rendered chat template already holds its special tokens (transformers: add_special_tokens=False).
     promptIds = tok.encode(text, { addSpecialTokens: !o.chat });
   } else promptIds = [...prompt];
+  const maxPositions = base.config.maxPositionEmbeddings;
+  if (promptIds.length >= maxPositions) {
+    throw new ConfigError(`the prompt is ${promptIds.length} tokens; the model takes at most max_position_embeddings = ${maxPositions} in all`);
+  }
+  const budget = Math.min(o.maxNewTokens, maxPositions - promptIds.length);
+  const stopIds = o.stopIds ?? base.eosTokenIds;
   const st = modelState(base);
   const record = (peft ? activeRecord(peftState(peft)) : adaptedModel(st.def, st.weights)) as CausalLm;
-  const opts: EngineGenerateOptions = { maxNewTokens: o.maxNewTokens, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed, stopIds: o.stopIds ?? base.eosTokenIds };
+  const opts: EngineGenerateOptions = { maxNewTokens: budget, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed, stopIds };
   const ids: number[] = [];
   let shown = "";
   for await (const id of generateIter(record, promptIds, opts)) {
@@ -65,5 +86,7 @@ export async function* generate(m: PeftModel | Model, prompt: string | readonly 
     }
     yield { id, text };
   }
-  return { ids, text: tok ? tok.decode(ids, { skipSpecialTokens: true }) : "", promptIds };
+  const last = ids.at(-1);
+  const finishReason: FinishReason = last !== undefined && stopIds.includes(last) ? "stop" : budget < o.maxNewTokens ? "maxPositions" : "length";
+  return { ids, text: tok ? tok.decode(ids, { skipSpecialTokens: true }) : "", promptIds, finishReason };
 }

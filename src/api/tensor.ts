@@ -1,12 +1,12 @@
 /** Host tensors at the public API's edge: checks and conversions to and from engine arrays. */
-import { fromHost, toHostAsync, sizeOf, type Arr, type HostDType, type HostTensor } from "../engine/index.js";
+import { fromHost, toHostAsync, sizeOf, type Arr, type HostData, type HostDType, type HostTensor } from "../engine/index.js";
 import { ShapeError } from "../errors.js";
 
 const CTORS = { float32: Float32Array, float64: Float64Array, int32: Int32Array } as const;
 
 /** A tensor from any numbers (copies into the dtype's TypedArray). */
 export function tensor<D extends HostDType = "float32">(data: ArrayLike<number>, shape: readonly number[], dtype: D = "float32" as D): HostTensor<D> {
-  const t = { dtype, shape: shape.slice(), data: CTORS[dtype].from(data) } as unknown as HostTensor<D>;
+  const t: HostTensor<D> = { dtype, shape: shape.slice(), data: CTORS[dtype].from(data) as HostData<D> };
   check(t, "tensor");
   return t;
 }

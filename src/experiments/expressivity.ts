@@ -32,6 +32,10 @@ import { randomRotation } from "./random-rotation.js";
 /** One BOFT(m, b) configuration, in the paper's notation. */
 export type BoftSpec = { nFactors: number; blockSize: number };
 
+/**
+ * The BOFT paper's expressivity experiment (Fig. 5): fit BOFT(m, b) rotations to random n×n rotations by Adam, for
+ * each config and seed. expressivityPreset gives the paper's and a quick setting.
+ */
 export type ExpressivityOptions = {
   /** Size of the target rotation. The paper uses 512. */
   n: number;
@@ -50,6 +54,9 @@ export type ExpressivityOptions = {
   leaf?: number;
 };
 
+/**
+ * One BOFT(m, b) configuration's outcome over all seeds: parameter counts, errors ‖R − Q‖_F, the curve and timings.
+ */
 export type ConfigResult = {
   nFactors: number;
   blockSize: number;
@@ -78,12 +85,14 @@ export type ConfigResult = {
   seconds: number;
 };
 
+/** Progress of an expressivity run, in order: targets drawn, then per config a start, steps and its result. */
 export type ExpressivityEvent =
   | { kind: "targets"; seeds: number; ms: number; flipped: number }
   | { kind: "start"; config: BoftSpec; params: number }
   | { kind: "step"; config: BoftSpec; step: number; meanError: number }
   | { kind: "result"; result: ConfigResult };
 
+/** A finished expressivity run: its options, one result per configuration, and its wall time in seconds. */
 export type ExpressivityResult = { options: ExpressivityOptions; results: ConfigResult[]; seconds: number };
 
 /** The paper's grid plus a few cheap extra points, keeping only shapes BOFT accepts for this n. */
@@ -123,6 +132,7 @@ export function expressivityPreset(kind: "full" | "quick"): ExpressivityOptions 
 /** A comparison between two configurations' mean final errors. */
 export type Comparison = { a: ConfigResult; b: ConfigResult; difference: number; standardErrors: number };
 
+/** The paper's Fig. 5 statements checked on a run (paperFindings), each with the numbers behind it. */
 export type PaperFindings = {
   /** Paper: BOFT(9,2) (2,304 params at n = 512) reaches a lower error than BOFT(1,16) (3,840). */
   butterflyBeatsBlocks: (Comparison & { holds: boolean }) | null;

@@ -11,6 +11,7 @@
 import { ConfigError } from "../errors.js";
 import { rng } from "../data/rng.js";
 
+/** A Haar-random rotation in SO(n), the target the expressivity experiment fits BOFT to. */
 export interface RandomRotation {
   n: number;
   /** Row-major n×n, QᵀQ = I to float64 rounding, det Q = +1. */

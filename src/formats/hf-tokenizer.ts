@@ -10,11 +10,16 @@ import { Tokenizer } from "@huggingface/tokenizers";
 import { Template } from "@huggingface/jinja";
 import { FormatError } from "../errors.js";
 
+/** One turn of a chat for applyChatTemplate, as transformers takes it: `role` "system" / "user" / "assistant". */
 export interface ChatMessage {
   role: string;
   content: string;
 }
 
+/**
+ * A Hugging Face tokenizer (tokenizer.json + tokenizer_config.json) as a language model uses it: text ↔ ids and
+ * the chat template. A causal LM loaded by loadCausalLm carries one.
+ */
 export interface TextTokenizer {
   /** Token ids of `text`; with `addSpecialTokens` (default true) the post-processor's BOS/EOS are added. */
   encode(text: string, o?: { addSpecialTokens?: boolean }): number[];

@@ -9,6 +9,13 @@
  *   layers, base_model.model.<key> otherwise.
  */
 import { FormatError } from "../errors.js";
+import type { HostTensor } from "../engine/index.js";
+import { type HostTree, isHostTensor } from "../train/host-tree.js";
+
+/** The config file of a PEFT adapter (save_pretrained's name). */
+export const ADAPTER_CONFIG = "adapter_config.json";
+/** The weights file of a PEFT adapter (save_pretrained's name, safetensors serialization). */
+export const ADAPTER_WEIGHTS = "adapter_model.safetensors";
 
 export const PEFT_PREFIX = "base_model.model.";
 
@@ -89,49 +96,48 @@ export function groupAdapterKeys(kind: MethodKind, keys: Iterable<string>, sourc
   return groups;
 }
 
-/** A tensor as plain data. */
-export interface HostArray {
-  shape: number[];
-  data: Float32Array | Float64Array;
-}
-
-/** What an adapter trains, as plain data: per module path the nested parameter object, plus full base tensors. */
-export interface TrainableState {
-  adapter: Record<string, Record<string, unknown>>;
-  extras: Record<string, HostArray>;
-}
-
-function isHostArray(x: unknown): x is HostArray {
-  return typeof x === "object" && x !== null && ArrayBuffer.isView((x as HostArray).data) && Array.isArray((x as HostArray).shape);
-}
+/** One module's trained parameters as a host tree: `{ boft_R, boft_s }`, `{ oft_R: { weight } }`, `{ lora_A: { weight }, … }`. */
+type ParamTree = { [name: string]: HostTensor | ParamTree };
 
 /** Nested parameter object → (dotted suffix, tensor): { oft_R: { weight } } gives "oft_R.weight". */
-function flattenParams(o: Record<string, unknown>, prefix = ""): [string, HostArray][] {
-  return Object.entries(o).flatMap(([k, v]) => (isHostArray(v) ? [[prefix + k, v] as [string, HostArray]] : flattenParams(v as Record<string, unknown>, `${prefix}${k}.`)));
+function flattenParams(o: ParamTree | HostTree, prefix = ""): [string, HostTensor][] {
+  if (isHostTensor(o) || Array.isArray(o)) throw new FormatError(`trained parameters: expected named tensors under "${prefix || "<module>"}"`);
+  return Object.entries(o).flatMap(([k, v]) => (isHostTensor(v) ? [[prefix + k, v] as [string, HostTensor]] : flattenParams(v, `${prefix}${k}.`)));
 }
 
-/** The state dict PEFT would save for this trainable state, keys sorted. */
-export function toPeftState(t: TrainableState): [string, HostArray][] {
-  const adapted = new Set(Object.keys(t.adapter));
-  const out: [string, HostArray][] = [];
-  for (const [module, params] of Object.entries(t.adapter)) for (const [suffix, v] of flattenParams(params)) out.push([adapterKey(module, suffix), v]);
-  for (const [baseKey, v] of Object.entries(t.extras)) out.push([extraKey(baseKey, adapted), v]);
-  return out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+/**
+ * The state dict PEFT would save, keys sorted: `adapter` maps each module path to its parameter tree, `extras`
+ * maps base tensor names (trained biases, modules_to_save) to tensors.
+ */
+export function toPeftState(adapter: Readonly<Record<string, HostTree>>, extras: Readonly<Record<string, HostTensor>>): Record<string, HostTensor> {
+  const adapted = new Set(Object.keys(adapter));
+  const out: [string, HostTensor][] = [];
+  for (const [module, params] of Object.entries(adapter)) for (const [suffix, v] of flattenParams(params)) out.push([adapterKey(module, suffix), v]);
+  for (const [baseKey, v] of Object.entries(extras)) out.push([extraKey(baseKey, adapted), v]);
+  return Object.fromEntries(out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)));
 }
 
 /**
  * The inverse of toPeftState for a known layout: `layout` gives each module's dotted suffixes, `extras` the base
  * keys; `read` fetches a tensor by PEFT key (throwing if absent).
  */
-export function fromPeftState(layout: Record<string, readonly string[]>, extras: readonly string[], read: (key: string) => HostArray): TrainableState {
-  const adapter: TrainableState["adapter"] = {};
+export function fromPeftState(
+  layout: Readonly<Record<string, readonly string[]>>,
+  extras: readonly string[],
+  read: (key: string) => HostTensor,
+): { adapter: Record<string, ParamTree>; extras: Record<string, HostTensor> } {
+  const adapter: Record<string, ParamTree> = {};
   const adapted = new Set(Object.keys(layout));
   for (const [module, suffixes] of Object.entries(layout)) {
-    const params: Record<string, unknown> = {};
+    const params: ParamTree = {};
     for (const suffix of suffixes) {
       const parts = suffix.split(".");
       let node = params;
-      for (const p of parts.slice(0, -1)) node = (node[p] ??= {}) as Record<string, unknown>;
+      for (const p of parts.slice(0, -1)) {
+        const next = (node[p] ??= {});
+        if (isHostTensor(next)) throw new FormatError(`${module}: parameter "${parts.slice(0, -1).join(".")}" is both a tensor and a group`);
+        node = next;
+      }
       node[parts[parts.length - 1]] = read(adapterKey(module, suffix));
     }
     adapter[module] = params;

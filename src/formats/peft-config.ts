@@ -3,14 +3,13 @@
  * (`json.dumps(asdict(config), indent=2, sort_keys=True)`, every dataclass field present, inference_mode true);
  * reading follows `PeftConfig.from_pretrained`: peft_type required, unknown keys dropped with one warning, missing
  * keys take PEFT's defaults, the OFT compatibility guards, then the config-time checks.
- * snake_case lives only in the field tables below; one table per method.
+ * snake_case lives only in field tables: the target fields below, which every method has, and each method record's
+ * own (methods/<m>/index.ts: configFields, unmodelledFields, fileGuards), so a new method brings its own.
  */
 import { ConfigError, FormatError } from "../errors.js";
-import { type BoftConfig, boftConfig } from "../methods/boft/config.js";
-import { type OftConfig, oftConfig } from "../methods/oft/config.js";
-import { type LoraConfig, loraConfig } from "../methods/lora/config.js";
 import { pyRepr } from "../methods/config-checks.js";
-import { type AdapterMethod, METHODS, METHOD_KINDS, isMethodKind } from "../methods/registry.js";
+import { type AdapterMethod, type AnyMethodRecord, METHOD_KINDS, isMethodKind, methodRecord } from "../methods/registry.js";
+import type { ConfigField, FileGuards, WireType, UnmodelledFields } from "../methods/record.js";
 import { type PyJson, PyFloat, pyJsonDumps } from "./py-json.js";
 import { jsonObject, preview } from "./json-object.js";
 
@@ -41,11 +40,8 @@ export type ParsedAdapterConfig = AdapterMethod & {
 
 const TASK_TYPES = ["SEQ_CLS", "SEQ_2_SEQ_LM", "CAUSAL_LM", "TOKEN_CLS", "QUESTION_ANS", "FEATURE_EXTRACTION"];
 
-// How a field is typed on the wire. "num" is an int when integral, else a float (lora_alpha may become one).
-type Kind = "int" | "float" | "num" | "bool" | "str" | "names" | "strList" | "layers" | "init";
-type Field<C> = readonly [wire: string, key: keyof C & string, kind: Kind];
-
-const TARGET_FIELDS = [
+/** The fields every method's config has (MethodConfigBase), before the method's own. */
+const TARGET_FIELDS: readonly ConfigField<AdapterMethod["config"]>[] = [
   ["target_modules", "targetModules", "names"],
   ["exclude_modules", "excludeModules", "names"],
   ["modules_to_save", "modulesToSave", "strList"],
@@ -53,73 +49,12 @@ const TARGET_FIELDS = [
   ["layers_pattern", "layersPattern", "names"],
   ["fan_in_fan_out", "fanInFanOut", "bool"],
   ["bias", "bias", "str"],
-] as const;
-
-const BOFT_FIELDS: readonly Field<BoftConfig>[] = [
-  ...TARGET_FIELDS,
-  ["boft_block_size", "blockSize", "int"],
-  ["boft_block_num", "blockNum", "int"],
-  ["boft_n_butterfly_factor", "nButterflyFactor", "int"],
-  ["boft_dropout", "dropout", "float"],
-  ["init_weights", "initWeights", "bool"],
 ];
 
-const OFT_FIELDS: readonly Field<OftConfig>[] = [
-  ...TARGET_FIELDS,
-  ["r", "r", "int"],
-  ["oft_block_size", "blockSize", "int"],
-  ["module_dropout", "moduleDropout", "float"],
-  ["coft", "coft", "bool"],
-  ["eps", "eps", "float"],
-  ["block_share", "blockShare", "bool"],
-  ["use_cayley_neumann", "useCayleyNeumann", "bool"],
-  ["num_cayley_neumann_terms", "numCayleyNeumannTerms", "int"],
-  ["init_weights", "initWeights", "bool"],
-];
-
-const LORA_FIELDS: readonly Field<LoraConfig>[] = [
-  ...TARGET_FIELDS,
-  ["r", "r", "int"],
-  ["lora_alpha", "loraAlpha", "num"],
-  ["lora_dropout", "loraDropout", "float"],
-  ["init_lora_weights", "initLoraWeights", "init"],
-  ["use_rslora", "useRslora", "bool"],
-];
-
-/**
- * LoraConfig fields (PEFT v0.20.0) that boft does not model, with the defaults PEFT writes. Loading a file where
- * one differs from its default fails, since each changes the adapter's math or structure.
- */
-const LORA_UNMODELLED: Readonly<Record<string, PyJson>> = {
-  alora_invocation_tokens: null,
-  alpha_pattern: {},
-  arrow_config: null,
-  ensure_weight_tying: false,
-  layer_replication: null,
-  lora_bias: false,
-  megatron_config: null,
-  monteclora_config: null,
-  rank_pattern: {},
-  target_parameters: null,
-  trainable_token_indices: null,
-  use_bdlora: null,
-  use_dora: false,
-  use_qalora: false,
-  velora_config: null,
-};
-
-/** Fields that only steer initialisation (or an option above that is off): trained weights are unaffected by them. */
-const LORA_INERT: Readonly<Record<string, PyJson>> = {
-  corda_config: null,
-  eva_config: null,
-  loftq_config: {},
-  lora_ga_config: null,
-  megatron_core: "megatron.core",
-  qalora_group_size: 16,
-};
-
-/** Added to LoraConfig after v0.20.0 (KaSA); not written, but a non-null value must not be dropped silently. */
-const LORA_NEWER_UNMODELLED: Readonly<Record<string, PyJson>> = { kasa_config: null };
+/** Every adapter_config.json field a method's config is read from and written to. */
+function fieldsOf(rec: AnyMethodRecord): readonly ConfigField<AdapterMethod["config"]>[] {
+  return [...TARGET_FIELDS, ...rec.configFields];
+}
 
 const BASE_KEYS = ["auto_mapping", "base_model_name_or_path", "inference_mode", "peft_type", "peft_version", "revision", "task_type"];
 
@@ -137,12 +72,9 @@ export function toAdapterConfigJson(method: AdapterMethod, extra: AdapterConfigE
     revision,
     task_type: taskType,
   };
-  if (method.kind === "BOFT") writeFields(out, BOFT_FIELDS, boftConfig(method.config));
-  else if (method.kind === "OFT") writeFields(out, OFT_FIELDS, oftConfig(method.config));
-  else {
-    writeFields(out, LORA_FIELDS, loraConfig(method.config));
-    Object.assign(out, structuredClone(LORA_UNMODELLED), structuredClone(LORA_INERT));
-  }
+  const rec = methodRecord(method.kind);
+  writeFields(out, fieldsOf(rec), rec.config(method.config));
+  for (const f of rec.unmodelledFields?.fields ?? []) if (f.written !== false) out[f.wire] = structuredClone(f.default);
   return pyJsonDumps(out);
 }
 
@@ -176,68 +108,47 @@ export function parseAdapterConfig(text: string, source: string): ParsedAdapterC
   checkTaskType(base.taskType);
 
   const known = new Set<string>(BASE_KEYS);
-  let method: AdapterMethod;
-  if (kind === "BOFT") {
-    method = { kind, config: boftConfig(readFields(obj, BOFT_FIELDS, known, source)) };
-  } else if (kind === "OFT") {
-    checkOftCompat(obj, base.peftVersion, source, warnings);
-    method = { kind, config: oftConfig(readFields(obj, OFT_FIELDS, known, source)) };
-  } else {
-    checkLoraUnmodelled(obj, known, source, warnings);
-    method = { kind, config: loraConfig(readFields(obj, LORA_FIELDS, known, source)) };
-  }
+  const rec = methodRecord(kind);
+  if (rec.fileGuards) checkGuards(rec.fileGuards, obj, base.peftVersion, source, warnings);
+  if (rec.unmodelledFields) checkUnmodelled(rec.unmodelledFields, obj, known, source, warnings);
+  const method = { kind, config: rec.config(readFields(obj, fieldsOf(rec), known, source)) } as AdapterMethod;
   const unknown = Object.keys(obj).filter((k) => !known.has(k)).sort();
   if (unknown.length > 0) {
     warnings.push(
-      `${source}: ignoring keys unknown to ${METHODS[kind].className}: ${pyRepr(unknown)}. The file was probably ` +
+      `${source}: ignoring keys unknown to ${rec.className}: ${pyRepr(unknown)}. The file was probably ` +
         "written by a newer PEFT; these settings are dropped.",
     );
   }
   return { ...method, ...base, warnings };
 }
 
-/** PEFT's OFTConfig.check_kwargs guards, run before the config is built. */
-function checkOftCompat(obj: Record<string, unknown>, peftVersion: string | null, source: string, warnings: string[]) {
-  if (!("oft_block_size" in obj)) {
-    throw new ConfigError(
-      "OFT has been updated since PEFT 0.14.0. Your trained adapter weights are incompatible " +
-        "with the latest version of OFT. Please retrain your adapter weights with newer PEFT versions. " +
-        "Alternatively, downgrade PEFT to version 0.13.0 to use the old adapter weights.",
-    );
-  }
-  // PEFT tests the key as written (kwargs.get(..., False)): a file without it gets the default true but no warning.
-  if (obj.use_cayley_neumann === true && versionBefore018(peftVersion ?? "0.0.0", source)) {
-    warnings.push(
-      "The cayley-neumann parameterization has been slightly changed to be more numerically stable in " +
-        "PEFT 0.18.0. Please retrain your adapter weights with newer PEFT versions. Alternatively, " +
-        "downgrade PEFT to version 0.17.0 to use the old parameterization.",
-    );
+/** A method's check_kwargs guards (record.fileGuards), run before the config is built. */
+function checkGuards(g: FileGuards, obj: Record<string, unknown>, peftVersion: string | null, source: string, warnings: string[]) {
+  for (const r of g.required ?? []) if (!(r.wire in obj)) throw new ConfigError(r.message);
+  for (const c of g.changedIn ?? []) {
+    if (sameJson(obj[c.wire], c.value) && versionBefore(peftVersion ?? "0.0.0", c.before, source)) warnings.push(c.warning);
   }
 }
 
-function checkLoraUnmodelled(obj: Record<string, unknown>, known: Set<string>, source: string, warnings: string[]) {
-  for (const [table, fatal] of [[LORA_UNMODELLED, true], [LORA_NEWER_UNMODELLED, true], [LORA_INERT, false]] as const) {
-    for (const [k, def] of Object.entries(table)) {
-      known.add(k);
-      if (!(k in obj) || sameJson(obj[k], def)) continue;
-      if (fatal) {
-        throw new ConfigError(
-          `${source}: LoRA option ${k}=${preview(obj[k])} is not supported by boft. Only plain LoRA ` +
-            "(r, lora_alpha, use_rslora, target selection) can be loaded.",
-        );
-      }
-      warnings.push(`${source}: ignoring ${k}: it has no effect on a trained plain-LoRA adapter.`);
+/** Fields PEFT has and boft does not model: another value than PEFT's default is refused or dropped with a warning. */
+function checkUnmodelled(u: UnmodelledFields, obj: Record<string, unknown>, known: Set<string>, source: string, warnings: string[]) {
+  for (const f of u.fields) {
+    known.add(f.wire);
+    if (!(f.wire in obj) || sameJson(obj[f.wire], f.default)) continue;
+    if (f.otherwise === "refuse") {
+      throw new ConfigError(`${source}: ${u.label} option ${f.wire}=${preview(obj[f.wire])} is not supported by boft. ${u.refuseHint}`);
     }
+    warnings.push(`${source}: ignoring ${f.wire}: ${u.ignoreHint}`);
   }
 }
 
-/** `packaging.version.Version(v.partition("@")[0]) < Version("0.18.0")`, for the version forms PEFT writes. */
-function versionBefore018(version: string, source: string): boolean {
+/** `packaging.version.Version(v.partition("@")[0]) < Version(release)`, for the version forms PEFT writes. */
+function versionBefore(version: string, release: string, source: string): boolean {
   const v = version.split("@")[0].trim().toLowerCase();
   const m = /^v?(\d+(?:\.\d+)*)(?:[-_.]?(a|b|c|rc|alpha|beta|pre|preview)[-_.]?\d*)?(?:[-_.]?(post|rev|r)[-_.]?\d*)?(?:[-_.]?(dev)[-_.]?\d*)?(?:\+[a-z0-9.]+)?$/.exec(v);
   if (!m) throw new FormatError(`${source}: peft_version ${JSON.stringify(version)} is not a valid version.`);
   const rel = m[1].split(".").map(Number);
-  const target = [0, 18, 0];
+  const target = release.split(".").map(Number);
   for (let i = 0; i < Math.max(rel.length, 3); i++) {
     const a = rel[i] ?? 0;
     const b = target[i] ?? 0;
@@ -264,17 +175,17 @@ function checkTaskType(taskType: string | null): void {
   }
 }
 
-function writeFields<C>(out: Record<string, PyJson>, table: readonly Field<C>[], cfg: C): void {
+function writeFields(out: Record<string, PyJson>, table: readonly ConfigField<AdapterMethod["config"]>[], cfg: Readonly<Record<string, unknown>>): void {
   for (const [wire, key, kind] of table) {
-    const v = cfg[key] as unknown;
+    const v = cfg[key];
     if (kind === "float") out[wire] = new PyFloat(v as number);
     else if (kind === "num") out[wire] = Number.isSafeInteger(v) ? (v as number) : new PyFloat(v as number);
     else out[wire] = structuredClone(v) as PyJson;
   }
 }
 
-function readFields<C>(obj: Record<string, unknown>, table: readonly Field<C>[], known: Set<string>, source: string) {
-  const partial: Partial<C> = {};
+function readFields(obj: Record<string, unknown>, table: readonly ConfigField<AdapterMethod["config"]>[], known: Set<string>, source: string) {
+  const partial: Record<string, unknown> = {};
   for (const [wire, key, kind] of table) {
     known.add(wire);
     if (!(wire in obj)) continue;
@@ -282,12 +193,12 @@ function readFields<C>(obj: Record<string, unknown>, table: readonly Field<C>[],
     if (!fitsKind(v, kind)) {
       throw new FormatError(`${source}: "${wire}" has the wrong type for ${kindText[kind]} (got ${preview(v)}).`);
     }
-    (partial as Record<string, unknown>)[key] = structuredClone(v);
+    partial[key] = structuredClone(v);
   }
   return partial;
 }
 
-const kindText: Record<Kind, string> = {
+const kindText: Record<WireType, string> = {
   int: "an integer",
   float: "a number",
   num: "a number",
@@ -299,7 +210,7 @@ const kindText: Record<Kind, string> = {
   init: "a boolean or a string",
 };
 
-function fitsKind(v: unknown, kind: Kind): boolean {
+function fitsKind(v: unknown, kind: WireType): boolean {
   const strs = (x: unknown) => Array.isArray(x) && x.every((s) => typeof s === "string");
   switch (kind) {
     case "int":

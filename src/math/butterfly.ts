@@ -58,6 +58,7 @@ export function butterflyPerms(s: ButterflyShape): Int32Array[] {
   return Array.from({ length: s.nFactors }, (_, i) => butterflyPerm(s, i));
 }
 
+/** The inverse of a permutation of 0…n−1: `inv[perm[i]] = i` (undoes butterflyPerm's shuffle). */
 export function invertPerm(perm: Int32Array): Int32Array {
   const inv = new Int32Array(perm.length);
   for (let j = 0; j < perm.length; j++) inv[perm[j]] = j;

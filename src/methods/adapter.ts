@@ -19,6 +19,7 @@ export { rotationDim };
 /** One adapted module: its method, the module, and the shape the method resolved for it. */
 export type LayerPlan = {
   [K in MethodKind]: {
+    /** PEFT's peft_type, the value AdapterMethod calls `kind` (plans name it `method`, as ParameterPlan does). */
     method: K;
     module: ModuleInfo;
     shape: ShapeOf<K>;

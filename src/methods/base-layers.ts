@@ -5,9 +5,10 @@
 import { np, lax, type Arr, fusionBarrier } from "../engine/index.js";
 import { ShapeError } from "../errors.js";
 
+/** A Linear's frozen weights in PyTorch's layout: weight [out, in], optional bias [out]. */
 export interface LinearWeights {
-  weight: Arr; // [out, in]
-  bias?: Arr | null; // [out]
+  weight: Arr;
+  bias?: Arr | null;
 }
 
 /** Everything about a Conv2d besides its weights. Pairs are (height, width). */
@@ -18,6 +19,7 @@ export interface Conv2dGeometry {
   groups: number;
 }
 
+/** PyTorch's nn.Conv2d defaults: stride 1, no padding, dilation 1, one group. */
 export const defaultConvGeometry: Conv2dGeometry = { stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 1 };
 
 /** y = x·Wᵀ + b for x [..., in]. Consumes x and the weights. */

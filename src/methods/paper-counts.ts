@@ -11,6 +11,7 @@ import { boftConfig } from "./boft/config.js";
 import { loraConfig } from "./lora/config.js";
 import { type ModelShape, planParameters } from "./planner.js";
 
+/** One parameter count the BOFT paper prints for a model, as planParameters can check it (explainClaim). */
 export type PaperClaim = {
   /** Preset name (formats/hf-model-shapes.ts). */
   model: string;
@@ -27,6 +28,7 @@ export type PaperClaim = {
   source: string;
 };
 
+/** The BOFT paper's parameter counts that boft reproduces from model shapes (`boft inspect --paper`). */
 export const PAPER_CLAIMS: readonly PaperClaim[] = [
   { model: "DeBERTaV3-base", benchmark: "GLUE", label: "OFT b=16", method: "OFT", blockSize: 16, nFactors: 1, reported: "0.79M", source: "Table 1 (#Params)" },
   { model: "DeBERTaV3-base", benchmark: "GLUE", label: "BOFT m=2 b=8", method: "BOFT", blockSize: 8, nFactors: 2, reported: "0.75M", source: "Table 1 (#Params)" },
@@ -56,6 +58,7 @@ export const CANDIDATE_TARGETS: Readonly<Record<string, ReadonlyArray<{ label: s
 
 export type CountRule = "stored (PEFT file)" | "skew only" | "skew + s" | "skew + s + bias" | "A + B" | "A + B + bias";
 
+/** One way of counting a PaperClaim (target set and counting rule) and whether it prints as the paper's number. */
 export type ClaimCandidate = { targets: string; rule: CountRule; count: number; percent: number; matches: boolean };
 
 /** Does `count` (or its share of `total`) print as `reported` ("0.75M", "1.33M", "0.12%", "12.5K")? */

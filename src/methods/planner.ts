@@ -33,6 +33,7 @@ export type ModelShape = {
   notes?: string[];
 };
 
+/** One module of a ParameterPlan: its shape under the method and what the adapter stores and trains for it. */
 export type PlannedModule = {
   path: string;
   kind: "linear" | "conv2d";
@@ -52,8 +53,13 @@ export type PlannedModule = {
   warnings: string[];
 };
 
+/**
+ * What an adapter config would add to a model, from its shape alone (no weights): per module and in total, the
+ * stored and effective parameter counts (planParameters; `boft inspect --model` prints it).
+ */
 export type ParameterPlan = {
   model: string;
+  /** PEFT's peft_type (AdapterMethod's `kind`). */
   method: AdapterMethod["kind"];
   modules: PlannedModule[];
   totals: {

@@ -82,6 +82,53 @@ export interface LayerApplyOptions extends ApplyOptions {
   blocks?: Arr;
 }
 
+/**
+ * How a config field is typed in adapter_config.json: "num" is an int when integral, else a float (lora_alpha may
+ * become one); "names" a string, a list of strings or null; "layers" an int, a list of ints or null; "init" a
+ * boolean or a string.
+ */
+export type WireType = "int" | "float" | "num" | "bool" | "str" | "names" | "strList" | "layers" | "init";
+
+/** The camelCase keys of a config, or of any config in a union (a field names one method's key). */
+type ConfigKey<C> = C extends unknown ? keyof C & string : never;
+
+/** One adapter_config.json field: PEFT's snake_case name, the config's camelCase key, and its wire type. */
+export type ConfigField<C> = readonly [wire: string, key: ConfigKey<C>, type: WireType];
+
+/** A JSON value, as a default written to adapter_config.json. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+/**
+ * Fields PEFT's config class has that boft does not model, each with the default PEFT writes. A file where one
+ * differs is refused when the field changes the adapter's math or structure ("refuse"), or has it dropped with a
+ * warning when it only steers initialisation ("ignore").
+ */
+export interface UnmodelledFields {
+  fields: readonly {
+    wire: string;
+    default: JsonValue;
+    otherwise: "refuse" | "ignore";
+    /** false: a field of a newer PEFT than the one boft writes for; read and checked, never written. Default true. */
+    written?: boolean;
+  }[];
+  /** How messages name the method's options ("LoRA" gives "LoRA option use_dora=true is not supported by boft."). */
+  label: string;
+  /** The refusal's second sentence: what can be loaded. */
+  refuseHint: string;
+  /** The warning's reason for dropping an "ignore" field. */
+  ignoreHint: string;
+}
+
+/**
+ * PEFT's check_kwargs guards on the file's raw keys, run before the config is built: a key whose absence marks an
+ * incompatible older format, and a key whose value was written with another meaning before some PEFT version.
+ */
+export interface FileGuards {
+  required?: readonly { wire: string; message: string }[];
+  /** Warns when `wire` is written as `value` by a PEFT older than `before` (a missing peft_version is 0.0.0). */
+  changedIn?: readonly { wire: string; value: JsonValue; before: string; warning: string }[];
+}
+
 /** A layer's shape as far as its saved tensors tell it, for `boft inspect`. */
 export interface InferredLayer<S> {
   shape: S;
@@ -109,6 +156,15 @@ export interface MethodRecord<K extends string = string, C extends MethodConfigB
   unsupportedSuffixes: readonly string[];
   /** Keys PEFT itself ignores on load (BOFT's boft_P buffers from PEFT ≤ 0.12). */
   ignoredSuffixes: readonly string[];
+  /**
+   * The method's own adapter_config.json fields (formats/peft-config.ts adds the target fields every method has,
+   * and reads and writes them all).
+   */
+  configFields: readonly ConfigField<C>[];
+  /** PEFT config fields this method does not model (written with their defaults, checked on load). */
+  unmodelledFields?: UnmodelledFields;
+  /** PEFT's guards on the raw adapter_config.json, run before the config is built. */
+  fileGuards?: FileGuards;
   /** Defaults plus `partial`, checked as PEFT's __post_init__ does. Throws ConfigError. */
   config(partial?: Partial<C>): C;
   /** PEFT's update_layer: the module's resolved shape, n = rotationDim(module). Throws ConfigError. */

@@ -3,7 +3,7 @@
  * adding a method is a folder methods/<m>/ exporting its record, and one line below.
  */
 import { ConfigError } from "../errors.js";
-import type { MethodRecord, MethodConfigBase, LayerShapeBase, ModuleInfo } from "./record.js";
+import type { MethodRecord, ModuleInfo } from "./record.js";
 import { boft } from "./boft/index.js";
 import { oft } from "./oft/index.js";
 import { lora } from "./lora/index.js";
@@ -18,10 +18,11 @@ type Methods = typeof METHODS;
 /** A supported peft_type. */
 export type MethodKind = keyof Methods;
 /** The config, layer shape and layer parameters of method K, read off its record. */
-type ConfigOf<K extends MethodKind> = Methods[K] extends MethodRecord<K, infer C, LayerShapeBase, unknown> ? C : never;
+type PartsOf<K extends MethodKind> = Methods[K] extends MethodRecord<K, infer C, infer S, infer P> ? { config: C; shape: S; params: P } : never;
+type ConfigOf<K extends MethodKind> = PartsOf<K>["config"];
 /** The resolved layer shape of method K, read off its record. */
-export type ShapeOf<K extends MethodKind> = Methods[K] extends MethodRecord<K, MethodConfigBase, infer S, unknown> ? S : never;
-type ParamsOf<K extends MethodKind> = Methods[K] extends MethodRecord<K, MethodConfigBase, LayerShapeBase, infer P> ? P : never;
+export type ShapeOf<K extends MethodKind> = PartsOf<K>["shape"];
+type ParamsOf<K extends MethodKind> = PartsOf<K>["params"];
 
 /** An adapter method with its config: what PEFT's adapter_config.json says. */
 export type AdapterMethod = { [K in MethodKind]: { kind: K; config: ConfigOf<K> } }[MethodKind];

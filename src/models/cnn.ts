@@ -7,6 +7,10 @@ import type { ModuleInfo } from "../methods/adapter.js";
 import { defaultConvGeometry } from "../methods/base-layers.js";
 import type { ModelDef, WeightSpec } from "./model.js";
 
+/**
+ * The shape of `cnn`: `channels` [c0, c1] of its two 3×3 convolutions (`conv0`, `conv1`), `classes` outputs of
+ * its Linear head (`fc`). Input is [batch, size·size] (or [batch, 1, size, size]), `size` divisible by 4.
+ */
 export interface CnnConfig {
   channels: [number, number];
   classes: number;

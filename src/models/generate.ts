@@ -40,6 +40,10 @@ export interface GenerateOptions extends SamplingOptions {
   asyncReads?: boolean;
 }
 
+/**
+ * Throws a ConfigError unless the sampling options are valid (temperature ≥ 0, integer topK ≥ 0, 0 < topP ≤ 1), so
+ * a caller can refuse bad options before loading a model.
+ */
 export function checkSampling(o: SamplingOptions): void {
   const { temperature = 0, topK = 0, topP = 1 } = o;
   if (!(Number.isFinite(temperature) && temperature >= 0)) throw new ConfigError(`generate: temperature must be ≥ 0 (temperature=${temperature}). Use 0 for greedy.`);

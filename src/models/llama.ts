@@ -17,6 +17,10 @@ export interface RopeScaling {
   originalMaxPositionEmbeddings: number;
 }
 
+/**
+ * A Llama-family decoder (Llama, Mistral, Qwen2) in camelCase: what transformers' config.json says, read by
+ * parseHfConfig; build a model from it with llamaFromConfig.
+ */
 export interface LlamaConfig {
   modelType: "llama" | "mistral" | "qwen2";
   vocabSize: number;

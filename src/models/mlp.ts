@@ -3,6 +3,9 @@ import { nn, type Arr } from "../engine/index.js";
 import type { ModuleInfo } from "../methods/adapter.js";
 import type { ModelDef, WeightSpec } from "./model.js";
 
+/**
+ * The layer widths of `mlp`. Linear i is `lin<i>` ([sizes[i+1], sizes[i]] weight plus bias), which `targetModules` names.
+ */
 export interface MlpConfig {
   /** Layer widths, input first, e.g. [784, 256, 256, 10]. */
   sizes: number[];

@@ -13,6 +13,7 @@ export type Weights = Record<string, Arr>;
 /** Applies the Linear or Conv2d at `path` to x. Consumes x; borrows the weights it reads. */
 export type LayerFn = (path: string, x: Arr) => Arr;
 
+/** One weight a model declares: its state-dict name, its shape, and how a freshly built model fills it. */
 export interface WeightSpec {
   name: string;
   shape: number[];

@@ -27,12 +27,6 @@ export interface AdapterSource {
   };
 }
 
-/** One adapter tensor under its PEFT key. */
-export interface AdapterTensor {
-  key: string;
-  tensor: HostTensor;
-}
-
 const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((v, i) => v === b[i]);
 
 /** The array at `suffix` of a layer's params (inverse of nest). Borrowed. */
@@ -129,18 +123,18 @@ export function addLoadedAdapter<I, O>(m: AdaptedModel<I, O>, a: AdapterSource, 
 }
 
 /**
- * An adapter's tensors under PEFT's keys, as host data (float32 or float64 as computed), read asynchronously.
- * Borrows the model. Order: layers in plan order (each in PEFT's suffix order), then trained base tensors.
+ * An adapter's tensors by PEFT key, as host data (float32 or float64 as computed), read asynchronously.
+ * Borrows the model. Key order: layers in plan order (each in PEFT's suffix order), then trained base tensors.
  */
-export async function adapterTensors<I, O>(m: AdaptedModel<I, O>, name: string | null = m.active): Promise<AdapterTensor[]> {
+export async function adapterTensors<I, O>(m: AdaptedModel<I, O>, name: string | null = m.active): Promise<Record<string, HostTensor>> {
   if (!name || !m.adapters[name]) throw new FormatError(`no adapter named ${JSON.stringify(name)} to save (have: ${Object.keys(m.adapters).join(", ") || "none"})`);
   const a = m.adapters[name];
-  const out: AdapterTensor[] = [];
+  const out: Record<string, HostTensor> = {};
   for (const layer of a.plan.layers) {
     const p = a.params[layer.module.path];
-    for (const [suffix] of layerParamShapes(layer)) out.push({ key: adapterKey(layer.module.path, suffix), tensor: await toHostAsync(leaf(p, suffix).ref) });
+    for (const [suffix] of layerParamShapes(layer)) out[adapterKey(layer.module.path, suffix)] = await toHostAsync(leaf(p, suffix).ref);
   }
   const adapted = new Set(a.plan.layers.map((l) => l.module.path));
-  for (const k of a.extras) out.push({ key: extraKey(k, adapted), tensor: await toHostAsync(m.weights[k].ref) });
+  for (const k of a.extras) out[extraKey(k, adapted)] = await toHostAsync(m.weights[k].ref);
   return out;
 }

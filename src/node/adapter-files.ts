@@ -6,15 +6,19 @@ import * as fs from "node:fs";
 import * as nodePath from "node:path";
 import { ConfigError, FormatError } from "../errors.js";
 import { type ParsedAdapterConfig, type AdapterConfigExtra, parseAdapterConfig, toAdapterConfigJson } from "../formats/peft-config.js";
-import { type AdapterKeyGroups, groupAdapterKeys } from "../formats/peft-adapter.js";
+import { type AdapterKeyGroups, groupAdapterKeys, ADAPTER_CONFIG, ADAPTER_WEIGHTS } from "../formats/peft-adapter.js";
 import type { AdapterMethod } from "../methods/adapter.js";
 import { SafetensorsReader, saveSafetensors } from "./safetensors-file.js";
 import { atomicWriteFile } from "./atomic.js";
 import type { StDType } from "../formats/dtype.js";
+import type { HostTensor } from "../engine/index.js";
 
-export const ADAPTER_CONFIG = "adapter_config.json";
-export const ADAPTER_WEIGHTS = "adapter_model.safetensors";
+export { ADAPTER_CONFIG, ADAPTER_WEIGHTS };
 
+/**
+ * An adapter folder opened by openAdapter: its parsed config, its tensors' keys sorted by role, and a reader that
+ * reads tensors on demand. Call close() when done.
+ */
 export interface OpenAdapter {
   dir: string;
   config: ParsedAdapterConfig;
@@ -50,22 +54,21 @@ export function openAdapter(path: string): OpenAdapter {
   }
 }
 
-export interface AdapterTensor {
-  key: string;
-  shape: number[];
-  data: Float32Array | Float64Array;
-}
-
 /**
- * Writes an adapter folder: tensors as float32 (what PEFT trains in and loads safely), metadata {"format": "pt"},
- * config as PEFT writes it. Each file is replaced atomically.
+ * Writes an adapter folder: `tensors` by PEFT key (e.g. "base_model.model.fc1.boft_R"), stored as `dtype` (float32
+ * by default: what PEFT trains in and loads safely), metadata {"format": "pt"}, config as PEFT writes it. Each file
+ * is replaced atomically.
+ *
+ * @example
+ * saveAdapter("out/adapter", { kind: "LORA", config: loraConfig({ r: 4, targetModules: ["fc1"] }) }, {
+ *   "base_model.model.fc1.lora_A.weight": tensor(a, [4, 8]), "base_model.model.fc1.lora_B.weight": tensor(b, [16, 4]) });
  */
-export function saveAdapter(dir: string, method: AdapterMethod, tensors: readonly AdapterTensor[], extra: AdapterConfigExtra = {}, dtype: StDType = "F32"): void {
+export function saveAdapter(dir: string, method: AdapterMethod, tensors: Readonly<Record<string, HostTensor>>, extra: AdapterConfigExtra = {}, dtype: StDType = "F32"): void {
   fs.mkdirSync(dir, { recursive: true });
   const configText = toAdapterConfigJson(method, extra);
   saveSafetensors(
     nodePath.join(dir, ADAPTER_WEIGHTS),
-    tensors.map((t) => ({ name: t.key, dtype, shape: t.shape, data: t.data })),
+    Object.entries(tensors).map(([name, t]) => ({ name, dtype, shape: t.shape, data: t.data })),
     { format: "pt" },
   );
   atomicWriteFile(nodePath.join(dir, ADAPTER_CONFIG), configText);

@@ -11,10 +11,10 @@ import { FormatError } from "../errors.js";
 import type { HostTensor } from "../engine/index.js";
 import type { AdapterMethod } from "../methods/method.js";
 import type { AdapterConfigExtra } from "../formats/peft-config.js";
-import { toPeftState, fromPeftState, type TrainableState, type HostArray } from "../formats/peft-adapter.js";
+import { toPeftState, fromPeftState } from "../formats/peft-adapter.js";
 import type { TrainSnapshot } from "../train/trainer.js";
 import type { HostTree } from "../train/host-tree.js";
-import { hostTreeEntries } from "../train/host-tree.js";
+import { hostTreeEntries, isHostTensor } from "../train/host-tree.js";
 import type { RngState } from "../data/rng.js";
 import { saveAdapter, ADAPTER_WEIGHTS } from "./adapter-files.js";
 import { saveSafetensors, SafetensorsReader } from "./safetensors-file.js";
@@ -43,18 +43,26 @@ function checkpointName(step: number): string {
   return `checkpoint-${String(step).padStart(6, "0")}`;
 }
 
-function asState(h: HostTree): TrainableState {
-  return h as unknown as TrainableState;
+/** The two parts of a trainable host tree: per module path its parameter tree, and full base tensors by name. */
+function trainedParts(h: HostTree): { adapter: Record<string, HostTree>; extras: Record<string, HostTensor> } {
+  const isNode = (x: HostTree | undefined): x is { [key: string]: HostTree } => typeof x === "object" && !Array.isArray(x) && !isHostTensor(x);
+  if (!isNode(h) || !isNode(h.adapter) || !isNode(h.extras)) throw new FormatError("trained state: expected { adapter, extras }");
+  const extras: Record<string, HostTensor> = {};
+  for (const [k, t] of Object.entries(h.extras)) {
+    if (!isHostTensor(t)) throw new FormatError(`trained state: extras["${k}"] is not a tensor`);
+    extras[k] = t;
+  }
+  return { adapter: h.adapter, extras };
 }
 
 /** Writes the adapter (PEFT format) for a trainable state; full finetuning writes model.safetensors. */
 export function writeTrained(dir: string, trainable: HostTree, method: AdapterMethod | null, extra: AdapterConfigExtra): void {
-  const state = asState(trainable);
+  const { adapter, extras } = trainedParts(trainable);
   if (method) {
-    saveAdapter(dir, method, toPeftState(state).map(([key, t]) => ({ key, shape: t.shape, data: t.data })), extra);
+    saveAdapter(dir, method, toPeftState(adapter, extras), extra);
   } else {
     fs.mkdirSync(dir, { recursive: true });
-    saveSafetensors(nodePath.join(dir, FULL_MODEL_FILE), Object.entries(state.extras).map(([name, t]) => ({ name, dtype: "F32" as const, shape: t.shape, data: t.data })));
+    saveSafetensors(nodePath.join(dir, FULL_MODEL_FILE), Object.entries(extras).map(([name, t]) => ({ name, dtype: "F32" as const, shape: t.shape, data: t.data })));
   }
 }
 
@@ -127,12 +135,12 @@ export function readCheckpointRun(dir: string): { step: number; run: unknown } {
   return { step: s.step, run: s.run };
 }
 
-function readTensors(file: string): (key: string) => HostArray {
+function readTensors(file: string): (key: string) => HostTensor {
   const r = new SafetensorsReader(file);
-  const cache = new Map<string, HostArray>();
+  const cache = new Map<string, HostTensor>();
   for (const name of r.names()) {
     const t = r.read(name);
-    cache.set(name, { shape: t.shape, data: Float32Array.from(t.data) });
+    cache.set(name, { dtype: "float32", shape: t.shape, data: Float32Array.from(t.data) });
   }
   r.close();
   return (key) => {
@@ -145,22 +153,14 @@ function readTensors(file: string): (key: string) => HostArray {
 /** Rebuilds a snapshot from a checkpoint folder, given the run's trainable layout and the moments' tree shape. */
 export function loadCheckpoint(dir: string, layout: TrainableLayout | null, fullKeys: readonly string[]): TrainSnapshot {
   const s = readTrainerState(dir);
-  const withDtype = (h: HostArray): HostTensor => ({ dtype: "float32", shape: h.shape, data: h.data });
-  const trainableOf = (read: (k: string) => HostArray): HostTree => {
-    if (layout) {
-      const st = fromPeftState(layout.layout, layout.extras, read);
-      const mapLeaves = (o: Record<string, unknown>): HostTree =>
-        Object.fromEntries(Object.entries(o).map(([k, v]) => [k, ArrayBuffer.isView((v as HostArray).data) ? withDtype(v as HostArray) : mapLeaves(v as Record<string, unknown>)])) as HostTree;
-      return { adapter: mapLeaves(st.adapter as Record<string, unknown>), extras: mapLeaves(st.extras as Record<string, unknown>) } as HostTree;
-    }
-    return { adapter: {}, extras: Object.fromEntries(fullKeys.map((k) => [k, withDtype(read(k))])) } as HostTree;
-  };
+  const trainableOf = (read: (k: string) => HostTensor): HostTree =>
+    layout ? fromPeftState(layout.layout, layout.extras, read) : { adapter: {}, extras: Object.fromEntries(fullKeys.map((k) => [k, read(k)])) };
   const trainable = trainableOf(readTensors(nodePath.join(dir, layout ? ADAPTER_WEIGHTS : FULL_MODEL_FILE)));
   const optRead = readTensors(nodePath.join(dir, OPTIMIZER_FILE));
   // Moments have the trainable's tree shape; their tensors are named by tree path.
   const moments = (name: string): HostTree => {
     const rebuild = (node: HostTree, path: string[]): HostTree => {
-      if (ArrayBuffer.isView((node as HostTensor).data)) return withDtype(optRead(`${name}/${path.join("/")}`));
+      if (isHostTensor(node)) return optRead(`${name}/${path.join("/")}`);
       return Object.fromEntries(Object.entries(node as Record<string, HostTree>).map(([k, v]) => [k, rebuild(v, [...path, k])])) as HostTree;
     };
     return rebuild(trainable, []);

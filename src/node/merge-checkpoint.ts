@@ -26,8 +26,14 @@ import { baseKeyOfExtra } from "../formats/peft-adapter.js";
 import { type AdapterMethod, type ModuleInfo, type LayerPlan, type LayerParams, planLayer, layerParamShapes, mergeLayer, nestLayerParams } from "../methods/adapter.js";
 import { openCheckpoint, SafetensorsReader, writeSafetensors, INDEX_FILE, SINGLE_FILE, type Checkpoint, type TensorStream } from "./safetensors-file.js";
 import { openAdapter, type OpenAdapter } from "./adapter-files.js";
-import { writeAll } from "./atomic.js";
+import { writeAll, removeLeftovers } from "./atomic.js";
 
+/**
+ * What mergeCheckpoint merges: `base` a safetensors checkpoint (file, sharded index or folder), `adapter` a PEFT
+ * adapter folder, `out` where the merged checkpoint goes.
+ *
+ * @example mergeCheckpoint({ base: "SmolLM2-135M", adapter: "runs/boft/adapter", out: "merged" })
+ */
 export interface MergeOptions {
   base: string;
   adapter: string;
@@ -46,6 +52,10 @@ export interface MergeOptions {
   inPlace?: boolean;
 }
 
+/**
+ * What mergeCheckpoint did: tensor names merged with an adapter layer (`merged`), replaced by trained base
+ * tensors (`replaced`), how many were copied unchanged, and the files written.
+ */
 export interface MergeReport {
   merged: string[];
   replaced: string[];
@@ -53,6 +63,8 @@ export interface MergeReport {
   files: string[];
   /** What PEFT would warn about: config keys it drops, OFT block sizes it adjusts (once each). */
   warnings: string[];
+  /** Temp files that an interrupted merge (a process no longer running) left beside these targets, now removed. */
+  removedLeftovers: string[];
 }
 
 const DEFAULT_CHUNK_BYTES = 8 << 20;
@@ -307,7 +319,7 @@ export function mergeCheckpoint(o: MergeOptions): MergeReport {
     }
     const copyBuf = new Uint8Array(Math.min(COPY_BYTES, Math.max(1, ...ckpt.tensors.map((t) => sizeOf(t.shape) * dtypeSize(t.dtype)))));
     const planWarnings = [...layers.values()].flatMap((l) => l.plan.warnings);
-    const report: MergeReport = { merged: [], replaced: [], copied: 0, files: [], warnings: [...new Set([...adapter.config.warnings, ...planWarnings])] };
+    const report: MergeReport = { merged: [], replaced: [], copied: 0, files: [], warnings: [...new Set([...adapter.config.warnings, ...planWarnings])], removedLeftovers: [] };
 
     // In place, every tensor's bytes are hashed as written, to check the file before it replaces the base.
     type Put = (fd: number, bytes: Uint8Array) => void;
@@ -347,6 +359,8 @@ export function mergeCheckpoint(o: MergeOptions): MergeReport {
     let createdDir: string | undefined; // the first folder this run created, removed again on failure
     try {
       if (!toFile) createdDir = fs.mkdirSync(out, { recursive: true });
+      // A killed merge leaves its temp files (possibly whole checkpoints) under temp names; this merge replaces them.
+      report.removedLeftovers = removeLeftovers([...ckpt.files.map(shardOf), ...companionTargets], ["merge"]);
       for (const shard of ckpt.shards) {
         const target = shardOf(shard.path);
         const tmp = `${target}.merge-${process.pid}`;

@@ -30,6 +30,6 @@ export function loadAdapter<I, O>(m: AdaptedModel<I, O>, dir: string, o: { name?
 export async function saveModelAdapter<I, O>(m: AdaptedModel<I, O>, dir: string, extra: AdapterConfigExtra = {}, name: string | null = m.active): Promise<string[]> {
   const tensors = await adapterTensors(m, name);
   const method = m.adapters[name!].method;
-  saveAdapter(dir, withDefaultTargets(method, m.def.type), tensors.map((t) => ({ key: t.key, shape: t.tensor.shape, data: t.tensor.data })), extra);
-  return tensors.map((t) => t.key);
+  saveAdapter(dir, withDefaultTargets(method, m.def.type), tensors, extra);
+  return Object.keys(tensors);
 }

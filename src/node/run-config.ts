@@ -24,12 +24,17 @@ import { parseAdapterConfig, toAdapterConfigJson } from "../formats/peft-config.
 import type { AdapterMethod } from "../methods/method.js";
 import { trainDefaults, type TrainConfig } from "../train/trainer.js";
 
+/**
+ * run.json's `model`: a Hugging Face folder (`hf`), or a built-in architecture with its config (and optionally
+ * its weights file).
+ */
 export type ModelSpec =
   | { hf: string }
   | { arch: "llama"; config: Record<string, unknown> }
   | { arch: "mlp"; config: { sizes: number[] }; weights?: string }
   | { arch: "cnn"; config: { channels: [number, number]; classes: number; size: number }; weights?: string };
 
+/** run.json's `data`: the Brown corpus, MNIST (with image transforms), or a text/JSONL file, with batching. */
 export type DataSpec =
   | { kind: "brown"; train: string[]; eval: Record<string, string[]>; seqLen: number; batchSize: number; evalWindows?: number; valFraction?: number }
   | { kind: "mnist"; transform: string; evalTransforms: Record<string, string>; batchSize: number; trainLimit?: number; evalLimit?: number }
@@ -45,6 +50,10 @@ export type DataSpec =
       evalWindows?: number;
     };
 
+/**
+ * A parsed, checked run.json (readRunConfig / parseRunConfig): model, data, method (PEFT's adapter config) and
+ * training settings, and the output folder runTraining writes.
+ */
 export interface RunConfig {
   /** Where the config came from (relative paths in it are relative to this file's folder). */
   file: string;

@@ -193,6 +193,9 @@ function layoutOf(p: Prepared): TrainableLayout | null {
   return { layout: Object.fromEntries(a.plan.layers.map((l) => [l.module.path, layerParamShapes(l).map(([s]) => s)])), extras: a.extras };
 }
 
+/**
+ * What runTraining returns: the trained model, every event, the final evaluation and where the adapter was written.
+ */
 export interface RunResult {
   prepared: Prepared;
   /** The model with the trained tensors in place. */
@@ -248,6 +251,12 @@ function lastLoggedLoss(metricsPath: string): number | undefined {
   return loss;
 }
 
+/**
+ * Runs a run.json end to end, as `boft train` does: builds the model and data, trains with progress events,
+ * writes checkpoints, metrics.jsonl, loss.svg and the adapter (PEFT's files) under `cfg.output`, and evaluates.
+ *
+ * @example const r = await runTraining(readRunConfig("examples/text-boft.json")); // r.adapterDir
+ */
 export async function runTraining(cfg: RunConfig, o: RunTrainingOptions = {}): Promise<RunResult> {
   checkTrainSettings(cfg.train, cfg.file);
   const p = o.prepared ?? (await prepareRun(cfg));

@@ -7,6 +7,7 @@
  */
 import { ConfigError } from "../errors.js";
 
+/** One line (or set of markers) of a linePlot, e.g. a run's training loss against step. */
 export type PlotSeries = {
   name: string;
   /** [x, y] pairs in drawing order. Non-finite points (and ≤ 0 on a log axis) are skipped and break the line. */

@@ -56,6 +56,15 @@ export type DoneEvent = {
   stopped?: boolean;
 };
 
+/**
+ * What `finetune` yields (and what a run logs to metrics.jsonl, one JSON line each): tell them apart by `kind`.
+ *
+ * @example
+ * for await (const e of finetune(peft, data, { steps: 50 })) {
+ *   if (e.kind === "step") console.log(e.step, e.loss);
+ *   else if (e.kind === "eval") console.log(e.split, e.loss);
+ * }
+ */
 export type TrainEvent = StepEvent | EvalEvent | CheckpointEvent | DoneEvent;
 
 const KINDS = new Set(["step", "eval", "checkpoint", "done"]);

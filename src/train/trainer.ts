@@ -17,6 +17,10 @@ import { lrAt } from "./schedule.js";
 import { type HostTree, type Tree, treeToHostAsync, treeFromHost } from "./host-tree.js";
 import type { EvalEvent, TrainEvent } from "./metrics.js";
 
+/**
+ * The training loop's settings (AdamW with linear warmup and cosine decay); every field has a default in
+ * trainDefaults. Steps count optimizer steps, not micro-batches.
+ */
 export interface TrainConfig {
   steps: number;
   /** Micro-batches per optimizer step (gradients are averaged). */
@@ -34,6 +38,7 @@ export interface TrainConfig {
   seed: number;
 }
 
+/** The settings a run gets for each TrainConfig field it leaves out (100 steps, lr 1e-3, clipping at norm 1, no weight decay …). */
 export const trainDefaults: TrainConfig = {
   steps: 100,
   gradAccum: 1,

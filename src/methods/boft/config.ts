@@ -20,6 +20,10 @@ import {
 
 export type BoftBias = "none" | "all" | "boft_only";
 
+/**
+ * PEFT's BOFTConfig in camelCase (boft_block_size → blockSize, …). Each adapted layer gets m butterfly factors of
+ * D orthogonal b×b blocks (n = D·b) and a per-output scale. Build one with boftConfig (defaults and PEFT's checks).
+ */
 export type BoftConfig = TargetFields & {
   /** b. Exactly one of blockSize / blockNum is non-zero. */
   blockSize: number;

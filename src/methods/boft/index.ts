@@ -18,6 +18,13 @@ export const boft: MethodRecord<"BOFT", BoftConfig, BoftLayerShape, BoftParams> 
   suffixes: ["boft_R", "boft_s"],
   unsupportedSuffixes: [],
   ignoredSuffixes: ["boft_P"],
+  configFields: [
+    ["boft_block_size", "blockSize", "int"],
+    ["boft_block_num", "blockNum", "int"],
+    ["boft_n_butterfly_factor", "nButterflyFactor", "int"],
+    ["boft_dropout", "dropout", "float"],
+    ["init_weights", "initWeights", "bool"],
+  ],
   config: boftConfig,
   resolve(config, module, n) {
     const s = resolveBoftShape(config, n, module.kind);

@@ -14,6 +14,9 @@ import { cayleyJit } from "../../math/cayley-jit.js"; // exact, and runs under j
 import { type LinearWeights, type Conv2dGeometry, linear, conv2d } from "../base-layers.js";
 import { type RotationSide, chooseSide } from "../side.js";
 
+/**
+ * One BOFT layer's parameters, named as in PEFT's state dict: boft_R [m, D, b, b], boft_s [out, 1] (Conv2d [1, out]).
+ */
 export type BoftParams = { boft_R: Arr; boft_s: Arr };
 
 /** Resolved geometry of one adapted layer. */

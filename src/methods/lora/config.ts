@@ -24,6 +24,10 @@ export type LoraInit =
   | "mica"
   | "lora_ga";
 
+/**
+ * PEFT's LoraConfig in camelCase (lora_alpha → loraAlpha, …), plain LoRA on Linear layers: W + (α/r)·B·A.
+ * Build one with loraConfig (defaults and PEFT's checks).
+ */
 export type LoraConfig = TargetFields & {
   /** Rank of A [r, in] and B [out, r]. */
   r: number;

@@ -18,6 +18,10 @@ import {
 
 export type OftBias = "none" | "all" | "oft_only";
 
+/**
+ * PEFT's OFTConfig (≥ 0.18) in camelCase (oft_block_size → blockSize, …): one block-diagonal rotation of r
+ * orthogonal b×b blocks (n = r·b) per adapted layer. Build one with oftConfig (defaults and PEFT's checks).
+ */
 export type OftConfig = TargetFields & {
   /** Number of blocks; exactly one of r / blockSize is non-zero. */
   r: number;

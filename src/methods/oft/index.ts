@@ -19,6 +19,41 @@ export const oft: MethodRecord<"OFT", OftConfig, OftLayerShape, OftParams> = {
   suffixes: ["oft_R.weight"],
   unsupportedSuffixes: ["oft_embedding_R.weight"],
   ignoredSuffixes: [],
+  configFields: [
+    ["r", "r", "int"],
+    ["oft_block_size", "blockSize", "int"],
+    ["module_dropout", "moduleDropout", "float"],
+    ["coft", "coft", "bool"],
+    ["eps", "eps", "float"],
+    ["block_share", "blockShare", "bool"],
+    ["use_cayley_neumann", "useCayleyNeumann", "bool"],
+    ["num_cayley_neumann_terms", "numCayleyNeumannTerms", "int"],
+    ["init_weights", "initWeights", "bool"],
+  ],
+  // OFTConfig.check_kwargs.
+  fileGuards: {
+    required: [
+      {
+        wire: "oft_block_size",
+        message:
+          "OFT has been updated since PEFT 0.14.0. Your trained adapter weights are incompatible " +
+          "with the latest version of OFT. Please retrain your adapter weights with newer PEFT versions. " +
+          "Alternatively, downgrade PEFT to version 0.13.0 to use the old adapter weights.",
+      },
+    ],
+    // PEFT tests the key as written (kwargs.get(..., False)): a file without it gets the default true but no warning.
+    changedIn: [
+      {
+        wire: "use_cayley_neumann",
+        value: true,
+        before: "0.18.0",
+        warning:
+          "The cayley-neumann parameterization has been slightly changed to be more numerically stable in " +
+          "PEFT 0.18.0. Please retrain your adapter weights with newer PEFT versions. Alternatively, " +
+          "downgrade PEFT to version 0.17.0 to use the old parameterization.",
+      },
+    ],
+  },
   config: oftConfig,
   resolve(c, module, n) {
     const g = module.geometry ?? defaultConvGeometry;

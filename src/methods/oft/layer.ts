@@ -16,6 +16,9 @@ import { cayleyJit } from "../../math/cayley-jit.js"; // exact, and runs under j
 import { type LinearWeights, type Conv2dGeometry, linear, conv2d } from "../base-layers.js";
 import { type RotationSide, chooseSide } from "../side.js";
 
+/**
+ * One OFT layer's parameter, named as in PEFT's state dict: oft_R.weight [r or 1, b(b−1)/2], packed upper triangles.
+ */
 export type OftParams = { oft_R: { weight: Arr } };
 
 /** Resolved geometry and the options that change the math. */

@@ -8,6 +8,7 @@ import { dirname, join } from "node:path";
 import { ConfigError, FormatError } from "../../errors.js";
 import { brownFileToText, genresOf, parseCats, type BrownFileEntry } from "../../data/brown.js";
 
+/** Options of loadBrown: which genres, and where the corpus is. */
 export type BrownOpts = {
   /** Only these genres (names from cats.txt). Default: all 15. */
   genres?: readonly string[];
@@ -15,6 +16,7 @@ export type BrownOpts = {
   dir?: string;
 };
 
+/** The Brown corpus as running text per genre (loadBrown). */
 export type BrownCorpus = {
   /** Genres present, in cats.txt order (filtered by opts.genres). */
   genres: string[];

@@ -11,8 +11,10 @@ import { ConfigError, FormatError } from "../../errors.js";
 import { checkMnistPair, parseIdxHeader, resolveLimit, toLabelledImages, type IdxHeader } from "../../data/idx.js";
 import type { LabelledImages } from "../../data/vision.js";
 
+/** Which MNIST file pair: 60,000 training or 10,000 test images. */
 export type MnistSplit = "train" | "test";
 
+/** Options of loadMnist: how many examples, and where the IDX files are. */
 export type MnistOpts = {
   /** Keep only the first `limit` examples (file order). Default: all. */
   limit?: number;
