@@ -60,8 +60,8 @@ export { matchesTarget, defaultTargetModules } from "./methods/targets.js";
 export { boftCount, oftCount, loraCount, type ParamCount } from "./methods/param-count.js";
 // Training
 export {
-  finetune, evaluate, causalLmDataset,
-  type FinetuneOptions, type TrainData, type Dataset, type Batch, type LossFn, type LossName,
+  finetune, evaluate, causalLmDataset, causalLmSampler, microBatchPlan, type MicroBatchPlan,
+  type FinetuneOptions, type TrainData, type Dataset, type Batch, type BatchSampler, type DataRandom, type Evaluator, type EvalResult, type LossFn, type LossName,
   type TrainEvent, type StepEvent, type EvalEvent, type CheckpointEvent, type DoneEvent, type TrainSnapshot, type TrainConfig,
 } from "./api/train.js";
 export { trainDefaults, crossEntropy } from "./train/trainer.js";

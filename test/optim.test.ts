@@ -91,6 +91,36 @@ describe("train.adamw()", () => {
     tree.dispose(st1);
   });
 
+  it("a number learning rate (compiled per leaf) gives the bits of an Array one (op by op), float32, 6 steps", () => {
+    const opt = adamw({ lr: 0.01, weightDecay: 0.05 });
+    const start = Array.from({ length: 300 }, (_, i) => Math.sin(i * 0.37) * 2);
+    const params = (): { w: Arr; b: Arr } => ({ w: np.array(start.slice(0, 200)).reshape([20, 10]), b: np.array(start.slice(200)) });
+    let [pn, pa] = [params(), params()];
+    let [sn, sa] = [opt.init(tree.ref(pn)), opt.init(tree.ref(pa))];
+    for (let step = 1; step <= 6; step++) {
+      const g = () => ({ w: np.array(start.slice(0, 200).map((x, i) => Math.cos(x * step + i) * 1e-2 * step)).reshape([20, 10]), b: np.array(start.slice(200).map((x) => x * 1e-3 - 1e-4 * step)) });
+      const lr = 0.01 * (1 - step / 10);
+      [pn, sn] = opt.update(g(), sn, pn, lr);
+      [pa, sa] = opt.update(g(), sa, pa, np.full([], lr));
+    }
+    assert.equal(pn.w.dtype, np.float32);
+    const bits = (t: unknown) => hostTreeEntries(treeToHost(t as Tree)).map(([, h]) => Array.from(h.data));
+    const [hn, ha] = [bits([pn, sn.mu, sn.nu]), bits([pa, sa.mu, sa.nu])];
+    assert.ok(hn.flat().some((x) => x !== 0));
+    assert.deepEqual(hn, ha);
+  });
+
+  it("consumes grads, state and params, with a number learning rate too", () => {
+    const opt = adamw({ lr: 0.1 });
+    const p = { w: np.ones([3]) };
+    const st = opt.init(tree.ref(p));
+    const g = { w: np.ones([3]) };
+    const [np1, st1] = opt.update(g, st, p, 0.05);
+    for (const a of [p.w, g.w, st.mu.w, st.nu.w]) assert.equal(a.refCount, 0);
+    assert.equal(np1.w.refCount, 1);
+    tree.dispose([np1, st1]);
+  });
+
   it("consumes grads, state and params", () => {
     const opt = adamw({ lr: 0.1 });
     const p = { w: np.ones([3]) };

@@ -1,4 +1,4 @@
-import { readRunConfig, runTraining, prepareRun, RunInterrupted, adapterPlanWarnings, type TrainEvent } from "boft/node";
+import { readRunConfig, runTraining, prepareRun, RunInterrupted, adapterPlanWarnings, type RunEvent } from "boft/node";
 import { type Command, UsageError, requireString } from "../command.js";
 import { createProgress } from "../progress.js";
 import { renderTable } from "../table.js";
@@ -23,15 +23,11 @@ export const trainCommand: Command = {
     const prepared = await prepareRun(cfg);
     for (const w of adapterPlanWarnings(prepared.model)) console.error(`warning: ${w}`);
     const progress = createProgress({ total: cfg.train.steps, label: cfg.method?.kind.toLowerCase() ?? "full", unit: cfg.data.kind === "mnist" ? "samples" : "tok" });
-    const onEvent = (e: TrainEvent) => {
-      const kind = (e as { kind: string }).kind;
+    const onEvent = (e: RunEvent) => {
       if (e.kind === "step") progress.update(e.step, { loss: e.loss, items: e.items, extra: `lr ${e.lr.toExponential(1)}` });
       else if (e.kind === "eval") progress.log(`step ${e.step} eval ${e.split}: loss ${e.loss.toFixed(4)} ${Object.entries(e.metrics ?? {}).map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`).join(" ")}`);
-      else if (kind === "checkpoint") progress.log(`checkpoint: ${(e as unknown as { path: string }).path}`);
-      else if (kind === "resume") {
-        const r = e as unknown as { step: number; path: string };
-        progress.log(`resuming from step ${r.step} of ${cfg.train.steps} (${r.path})`);
-      }
+      else if (e.kind === "checkpoint") progress.log(`checkpoint: ${e.path}`);
+      else if (e.kind === "resume") progress.log(`resuming from step ${e.step} of ${cfg.train.steps} (${e.path})`);
     };
     // Ctrl-C ends the run after the current step, with a checkpoint; a second Ctrl-C quits at once.
     const stop = new AbortController();

@@ -190,17 +190,34 @@ export function deleteAdapter(p: PeftModel, name: string): void {
   if (s.selected === name) s.selected = null;
 }
 
-/** @internal Puts trained tensors in place of the adapter's (taking ownership); frees what only the adapter held. */
-export function replaceTrained(s: PeftState, name: string, t: Trainable): void {
-  const a = s.record.adapters[name];
+/**
+ * @internal Puts trained tensors in place of adapter `name`'s (taking ownership); frees what only the adapter held.
+ * `name` null: full finetuning, whose trained tensors are weights.
+ */
+export function replaceTrained(s: PeftState, name: string | null, t: Trainable): void {
   const baseWeights = modelState(s.base).weights;
   const weights = { ...s.record.weights };
   for (const [k, v] of Object.entries(t.extras)) {
     if (weights[k] !== baseWeights[k]) weights[k].dispose();
     weights[k] = v;
   }
+  if (name === null) {
+    s.record = { ...s.record, weights };
+    return;
+  }
+  const a = s.record.adapters[name];
   tree.dispose(a.params);
   s.record = { ...s.record, weights, adapters: { ...s.record.adapters, [name]: { ...a, params: t.adapter } } };
+}
+
+/**
+ * @internal A PeftModel showing `t` in place of adapter `name`'s values (name null: of the weights), borrowing
+ * `t` and `s`'s arrays: valid while they are, and not to be changed.
+ */
+export function viewWithTrained(s: PeftState, name: string | null, t: Trainable): PeftModel {
+  const weights = { ...s.record.weights, ...t.extras };
+  const adapters = name === null ? s.record.adapters : { ...s.record.adapters, [name]: { ...s.record.adapters[name], params: t.adapter } };
+  return handle({ ...s, record: { ...s.record, weights, adapters }, unmerged: null, merged: null });
 }
 
 /**

@@ -64,7 +64,8 @@ export type BatchOpts = {
   seqLen: number;
 };
 
-function checkBatchOpts(where: string, n: number, o: BatchOpts): void {
+/** Throws ConfigError unless batchSize and seqLen are positive integers and `n` tokens hold a window of seqLen + 1. */
+export function checkBatchOpts(where: string, n: number, o: BatchOpts): void {
   const { batchSize, seqLen } = o;
   if (!Number.isInteger(batchSize) || batchSize < 1 || !Number.isInteger(seqLen) || seqLen < 1) {
     throw new ConfigError(`${where}: batchSize and seqLen must be positive integers (batchSize=${batchSize}, seqLen=${seqLen})`);
@@ -92,7 +93,7 @@ function windowsAt(tokens: ArrayLike<number>, starts: ArrayLike<number>, seqLen:
  * A training batch of `batchSize` windows of T + 1 tokens at uniform random offsets (nanoGPT `get_batch`).
  * Advances `r` by exactly batchSize draws from nextInt, so a restored RNG state replays the same batches.
  */
-export function randomBatch(tokens: ArrayLike<number>, r: Rng, opts: BatchOpts): TokenBatch {
+export function randomBatch(tokens: ArrayLike<number>, r: Pick<Rng, "nextInt">, opts: BatchOpts): TokenBatch {
   const { batchSize, seqLen } = opts;
   checkBatchOpts("randomBatch", tokens.length, opts);
   const starts = new Int32Array(batchSize);

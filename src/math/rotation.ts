@@ -39,7 +39,27 @@ export function shapeOfBlocks(q: Arr): ButterflyShape {
  * every factor on its own (for comparisons; the result is the same up to rounding). Consumes z and q.
  */
 export function rotateRows(z: Arr, q: Arr, opts: { transpose?: boolean; pairs?: boolean } = {}): Arr {
-  const s = shapeOfBlocks(q);
+  return rotate(z, q, shapeOfBlocks(q), null, opts);
+}
+
+/**
+ * rotateRows for a rotation whose every factor pairs (`pairsAllFactors`), given its paired blocks g
+ * [m/2, D/2, 2b, 2b] from `pairFactors` instead of q: the same products, without building the pairs here.
+ * Consumes z and g.
+ */
+export function rotateRowsPaired(z: Arr, g: Arr, opts: { transpose?: boolean } = {}): Arr {
+  const [half, groups, twoB] = g.shape;
+  const s = { n: groups * twoB, blockNum: 2 * groups, blockSize: twoB / 2, nFactors: 2 * half };
+  if (g.ndim !== 4 || g.shape[2] !== g.shape[3] || twoB % 2 !== 0 || !pairsAllFactors(s)) {
+    z.dispose();
+    g.dispose();
+    throw new ShapeError(`rotateRowsPaired: paired blocks must be [m/2, D/2, 2b, 2b] with every factor paired (even m, b ≤ ${MAX_PAIRED_BLOCK}), got [${g.shape}]`);
+  }
+  return rotate(z, g, s, "paired", opts);
+}
+
+/** Applies q [m, D, b, b] (paired null) or pairFactors' g [m/2, D/2, 2b, 2b] ("paired"). Consumes z and q. */
+function rotate(z: Arr, q: Arr, s: ButterflyShape, paired: "paired" | null, opts: { transpose?: boolean; pairs?: boolean }): Arr {
   const lead = z.shape.slice(0, -1);
   if (z.shape[z.shape.length - 1] !== s.n) {
     q.dispose();
@@ -48,22 +68,47 @@ export function rotateRows(z: Arr, q: Arr, opts: { transpose?: boolean; pairs?: 
   }
   let x = z.reshape([-1, s.n]);
   // Slices of the transposed blocks, not transposes of slices: the latter made the 4096² merge 5× slower.
-  const blocks = opts.transpose ? np.matrixTranspose(q.ref) : q.ref;
-  for (const step of factorSchedule(s, opts)) {
+  const blocks = paired ? null : opts.transpose ? np.matrixTranspose(q.ref) : q.ref;
+  for (const step of factorSchedule(s, paired ? { ...opts, pairs: true } : opts)) {
     if (step.pair) {
-      const merged = pairedBlocks(q.ref.slice(step.k + 1), q.ref.slice(step.k), s, step.k); // M_{k+1}·M_k on groups
+      // M_{k+1}·M_k on groups
+      const merged = paired ? q.ref.slice(step.k / 2) : pairedBlocks(q.ref.slice(step.k + 1), q.ref.slice(step.k), s, step.k);
       x = pairedMul(x, opts.transpose ? np.matrixTranspose(merged) : merged, s, step.k);
     } else {
-      x = permuteRows(blockDiagMul(unpermuteRows(x, s, step.k), blocks.ref.slice(step.k)), s, step.k);
+      x = permuteRows(blockDiagMul(unpermuteRows(x, s, step.k), blocks!.ref.slice(step.k)), s, step.k);
     }
   }
-  blocks.dispose();
+  blocks?.dispose();
   q.dispose();
   return x.reshape([...lead, s.n]);
 }
 
 /** Factors pair up to this block size: measured, pairs save time at b = 4 and 8, break even at 16, lose at 32. */
 const MAX_PAIRED_BLOCK = 16;
+
+/** Whether rotateRows applies every factor of this shape in pairs (m even, b ≤ 16), so pairFactors can stand in for q. */
+export function pairsAllFactors(s: Pick<ButterflyShape, "nFactors" | "blockSize">): boolean {
+  return s.nFactors >= 2 && s.nFactors % 2 === 0 && s.blockSize <= MAX_PAIRED_BLOCK;
+}
+
+/**
+ * The paired group blocks [m/2, D/2, 2b, 2b] of blocks q [m, D, b, b] (entry j: M_{2j+1}·M_{2j}, what rotateRows
+ * builds for that pair), for rotateRowsPaired. q may stack several rotations with the same m and b along D (each
+ * one's D a multiple of 2^(m−1)): a pair's groups never straddle two of them, so rotation i's group blocks are the
+ * slice [D_<i/2, (D_<i + D_i)/2) of axis 1. That is how every layer's pairs are built in one batched product
+ * (adapterBlocks) instead of a handful of small kernels per layer. Consumes q.
+ */
+export function pairFactors(q: Arr): Arr {
+  const s = shapeOfBlocks(q);
+  if (!pairsAllFactors(s)) {
+    q.dispose();
+    throw new ShapeError(`pairFactors: a rotation with m=${s.nFactors}, b=${s.blockSize} does not pair every factor`);
+  }
+  const pairs: Arr[] = [];
+  for (let k = 0; k < s.nFactors; k += 2) pairs.push(pairedBlocks(q.ref.slice(k + 1), q.ref.slice(k), s, k).reshape([1, s.blockNum / 2, 2 * s.blockSize, 2 * s.blockSize]));
+  q.dispose();
+  return pairs.length === 1 ? pairs[0] : np.concatenate(pairs, 0);
+}
 
 type FactorStep = { k: number; pair: boolean };
 

@@ -10,7 +10,7 @@ import { type TargetFields, matchesTarget, defaultTargetModules } from "./target
 import { type LinearWeights, defaultConvGeometry, linear, conv2d } from "./base-layers.js";
 import { type ModuleInfo, type InitOptions, type ApplyOptions, rotationDim } from "./record.js";
 import { type AdapterMethod, type MethodKind, type ShapeOf, type LayerParams, methodRecord } from "./registry.js";
-import { cayleyNeumann } from "../math/index.js";
+import { cayleyNeumann, pairsAllFactors, pairFactors } from "../math/index.js";
 import { cayleyJit } from "../math/cayley-jit.js";
 
 export type { AdapterMethod, MethodKind, LayerParams, ModuleInfo, InitOptions, ApplyOptions };
@@ -108,31 +108,47 @@ export function planUsesDropout(plan: AdapterPlan | null): boolean {
  * Every BOFT/OFT layer's Cayley blocks at once: one batched transform per (block size, exact or Neumann-K)
  * instead of one per layer. The exact transform is an unrolled elimination, so its cost is mostly per call;
  * batching the 28 adapted layers of the demo LM took its BOFT training step from 4.8 s to 1.4 s.
- * Borrows params. Returns owned blocks by module path: BOFT [m, D, b, b], OFT [r or 1, b, b].
+ * Borrows params. Returns owned blocks by module path: BOFT [m, D, b, b], OFT [r or 1, b, b]. With `paired`, a BOFT
+ * layer whose every factor pairs (even m, b ≤ 16) and that has no dropout gets its paired blocks [m/2, D/2, 2b, 2b]
+ * instead (pairFactors; what its forward applies), built for all such layers at once.
  */
-export function adapterBlocks(plan: AdapterPlan, params: AdapterParams): Map<string, Arr> {
-  const groups = new Map<string, { b: number; terms: number | null; items: { path: string; skew: Arr }[] }>();
+export function adapterBlocks(plan: AdapterPlan, params: AdapterParams, o: { paired?: boolean } = {}): Map<string, Arr> {
+  const groups = new Map<string, { b: number; terms: number | null; pair: boolean; items: { path: string; skew: Arr }[] }>();
   const rec = methodRecord(plan.method.kind);
   if (!rec.skew) return new Map();
   for (const layer of plan.layers) {
     const path = layer.module.path;
-    const { skew, terms, blockSize: b } = rec.skew(layer.shape, tree.ref(params[path]));
-    const key = `${b}:${terms ?? "exact"}`;
-    if (!groups.has(key)) groups.set(key, { b, terms, items: [] });
+    // With skewOf, `skew` holds the layer's skew source until the group's skew is taken (stacked) below.
+    const source = rec.skewSource && rec.skewOf ? rec.skewSource(layer.shape, tree.ref(params[path])) : null;
+    const { skew, terms, blockSize: b } = source ? { skew: source, terms: null, blockSize: source.shape[source.ndim - 1] } : rec.skew(layer.shape, tree.ref(params[path]));
+    // BOFT's skew is [m, D, b, b], OFT's [r, b, b]: layers stack along the axis before the blocks, so leading axes
+    // (BOFT's m) must agree. Block dropout needs each factor's own blocks, so such layers are never paired.
+    const lead = skew.shape.slice(0, -3);
+    const pair = (o.paired ?? false) && skew.ndim === 4 && layer.dropout === 0 && pairsAllFactors({ nFactors: skew.shape[0], blockSize: b });
+    const key = `${b}:${terms ?? "exact"}:${lead.join(",")}:${pair}`;
+    if (!groups.has(key)) groups.set(key, { b, terms, pair, items: [] });
     groups.get(key)!.items.push({ path, skew });
   }
   const out = new Map<string, Arr>();
-  for (const { b, terms, items } of groups.values()) {
+  for (const { b, terms, pair, items } of groups.values()) {
     const shapes = items.map((i) => i.skew.shape);
-    const counts = shapes.map((sh) => sh.slice(0, -2).reduce((x, y) => x * y, 1));
-    const all = items.length === 1 ? items[0].skew.reshape([-1, b, b]) : np.concatenate(items.map((i) => i.skew.reshape([-1, b, b])), 0);
-    const q = terms === null ? cayleyJit(all) : cayleyNeumann(all, terms);
+    const axis = shapes[0].length - 3;
+    const stackedInput = items.length === 1 ? items[0].skew : np.concatenate(items.map((i) => i.skew), axis);
+    const all = rec.skewSource && rec.skewOf ? rec.skewOf(stackedInput) : stackedInput;
+    const stacked = all.shape;
+    const flat = all.reshape([-1, b, b]);
+    const q = (terms === null ? cayleyJit(flat) : cayleyNeumann(flat, terms)).reshape(stacked);
+    // Paired, all layers' factor pairs are one batched product here rather than a few small kernels per layer.
+    const blocks = pair ? pairFactors(q) : q;
+    const shrink = pair ? 2 : 1; // pairFactors halves the block count (and the leading axis)
     let start = 0;
-    items.forEach((item, k) => {
-      out.set(item.path, (items.length === 1 ? q.ref : q.ref.slice([start, start + counts[k]])).reshape(shapes[k]));
-      start += counts[k];
-    });
-    q.dispose();
+    for (const [k, item] of items.entries()) {
+      const count = shapes[k][axis] / shrink;
+      const slice = items.length === 1 ? blocks.ref : blocks.ref.slice(...Array.from({ length: axis }, () => [] as []), [start, start + count]);
+      out.set(item.path, slice);
+      start += count;
+    }
+    blocks.dispose();
   }
   return out;
 }

@@ -187,6 +187,13 @@ export interface MethodRecord<K extends string = string, C extends MethodConfigB
    * transform: `terms` of PEFT's Neumann series, or null for the exact one. Consumes params.
    */
   skew?(shape: S, params: P): { skew: Arr; terms: number | null; blockSize: number };
+  /**
+   * When the skew blocks are an elementwise function of one parameter tensor [..., b, b] (BOFT: ½(R − Rᵀ)), that
+   * tensor (`skewSource`, consumes params) and the function (`skewOf`, consumes its argument), so adapterBlocks can
+   * stack every layer's parameter and take the skew once: a skew per layer is a kernel per layer, forward and back.
+   */
+  skewSource?(shape: S, params: P): Arr;
+  skewOf?(source: Arr): Arr;
   /** What PEFT holds in the parameter after a forward (COFT projects in place). Consumes params. */
   project?(shape: S, params: P): P;
   /** The layer's shape from its saved tensor shapes (by suffix). Throws FormatError naming `where` when they cannot be a layer. */

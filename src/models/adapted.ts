@@ -164,7 +164,7 @@ export function forwardWith<I, O>(m: AdaptedModel<I, O>, trainable: Trainable | 
   const def = m.def as ModelDef<unknown, unknown>;
   const w: Weights = trainable ? { ...m.weights, ...trainable.extras } : m.weights;
   const plan = m.active ? m.adapters[m.active].plan : null;
-  const adapter = trainable && plan ? { plan, params: trainable.adapter, blocks: blocks ?? adapterBlocks(plan, trainable.adapter) } : null;
+  const adapter = trainable && plan ? { plan, params: trainable.adapter, blocks: blocks ?? adapterBlocks(plan, trainable.adapter, { paired: true }) } : null;
   const out = m.def.apply(w, layerFn(def, w, adapter, o), input);
   if (adapter && !blocks) for (const q of adapter.blocks.values()) q.dispose();
   if (trainable) tree.dispose(trainable);

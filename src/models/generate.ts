@@ -143,7 +143,7 @@ export async function* generateIter(m: CausalLm, promptIds: readonly number[], o
   if (!config) throw new ConfigError("generate: the model is not a Llama-family model built by llama()");
   // The adapter's rotations depend only on its parameters: computed once here, not once per token.
   const trained = m.active ? trainableOf(m) : null;
-  const blocks = trained ? adapterBlocks(m.adapters[m.active!].plan, trained.adapter) : new Map<string, Arr>();
+  const blocks = trained ? adapterBlocks(m.adapters[m.active!].plan, trained.adapter, { paired: true }) : new Map<string, Arr>();
   const step = decodeStep(m, trained !== null);
   const blockArgs = Object.fromEntries(blocks); // the same arrays, as a jit argument
   const ids = (tokens: readonly number[]) => np.array(Int32Array.from(tokens), { dtype: np.int32 }).reshape([1, tokens.length]);

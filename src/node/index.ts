@@ -17,4 +17,4 @@ export { loadBrown, type BrownOpts, type BrownCorpus } from "./data/brown.js";
 export { init, provideNodeWebGpu } from "./device.js";
 export { atomicWriteFile } from "./atomic.js";
 export { RunInterrupted, adapterPlanWarnings, type RunFolderOptions } from "./run-guard.js";
-export type { RunTrainingOptions } from "./run.js";
+export type { RunTrainingOptions, RunEvent, ResumeEvent } from "./run.js";

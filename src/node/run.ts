@@ -1,5 +1,7 @@
 /**
- * One training run from a run.json, the way `boft train` does it: file → model → adapter → trainer → files.
+ * One training run from a run.json, the way `boft train` does it: file → model → adapter (getPeftModel) → the
+ * library's `finetune` loop → files. This module only adapts run.json to it: the model and data it names, its
+ * token windows as a BatchSampler, its evaluation as an Evaluator, and the run folder's files.
  *
  * The run folder gets: run.json (the config as given), metrics.jsonl (every event), loss.svg (curves),
  * checkpoint-<step>/ (adapter in PEFT format + optimizer + generator states), and adapter/ (the final adapter,
@@ -7,8 +9,8 @@
  */
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
-import { np, tree, HEAP_BUDGET_BYTES, type Arr } from "../engine/index.js";
-import { ConfigError, FormatError } from "../errors.js";
+import { np, tree, type Arr } from "../engine/index.js";
+import { ConfigError } from "../errors.js";
 import { rng } from "../data/rng.js";
 import { encode as encodeChars, splitTokens } from "../data/text.js";
 import { rotateImages, invertImages, type LabelledImages } from "../data/vision.js";
@@ -19,10 +21,13 @@ import { METHODS } from "../methods/registry.js";
 import { llama, type LlamaInput, type KvCache } from "../models/llama.js";
 import { mlp } from "../models/mlp.js";
 import { cnn } from "../models/cnn.js";
-import { type AdaptedModel, type Trainable, adaptedModel, addAdapter, initWeights, withTrained, trainableOf } from "../models/adapted.js";
+import { type AdaptedModel, type Trainable, initWeights, trainableOf } from "../models/adapted.js";
 import type { ModelDef, Weights } from "../models/model.js";
-import { trainIter, type Task, type TrainEvent } from "../train/trainer.js";
-import { lmTask, classifyTask, evaluateLm, evaluateClassifier, type LmTaskOptions, type ClassifyTaskOptions } from "../train/tasks.js";
+import type { TrainEvent } from "../train/trainer.js";
+import { evaluateLm, evaluateClassifier, type LmTaskOptions, type ClassifyTaskOptions } from "../train/tasks.js";
+import { makeModel } from "../api/model.js";
+import { type PeftModel, getPeftModel, emptyPeftModel, peftState, activeRecord } from "../api/peft.js";
+import { finetune, causalLmSampler, microBatchPlan, type TrainData, type Dataset, type Evaluator } from "../api/train.js";
 import { toJsonLine, parseJsonLines, lossCurves, type EvalEvent } from "../train/metrics.js";
 import { linePlot } from "../plot/svg.js";
 import { treeToHostAsync } from "../train/host-tree.js";
@@ -38,12 +43,15 @@ import { checkRunOutput, startRunOutput, checkTokenData, runRecord, RunInterrupt
 
 type LmOut = { logits: Arr; cache?: KvCache };
 
-/** A model and task ready to train, of either kind. */
+/**
+ * A model and data ready to train, of either kind. `peft` is the model as the library trains it (its adapter, or
+ * none for full finetuning); `model` is its record at preparation, for evaluation and inspection.
+ */
 export type Prepared =
   | {
       kind: "lm";
+      peft: PeftModel;
       model: AdaptedModel<LlamaInput, LmOut>;
-      task: Task<LlamaInput, LmOut, Arr>;
       taskOptions: LmTaskOptions;
       baseName: string | null;
       /** Micro-batches per data.batchSize batch (taskOptions.batchSize is the micro-batch), chosen to fit the heap. */
@@ -51,7 +59,7 @@ export type Prepared =
       /** What was chosen for the user (printed by `boft train`). */
       notes?: string[];
     }
-  | { kind: "classify"; model: AdaptedModel<Arr, Arr>; task: Task<Arr, Arr, Arr>; taskOptions: ClassifyTaskOptions; baseName: string | null };
+  | { kind: "classify"; peft: PeftModel; model: AdaptedModel<Arr, Arr>; taskOptions: ClassifyTaskOptions; baseName: string | null };
 
 function loadWeightsFile(file: string, def: ModelDef<unknown, unknown>): Weights {
   const ckpt = openCheckpoint(file);
@@ -118,9 +126,12 @@ export async function prepareRun(cfg: RunConfig): Promise<Prepared> {
   const seed = cfg.train.seed;
   const d = cfg.data;
   const built = buildModel(cfg.model, seed, d.kind === "text");
-  const withAdapter = <I, O>(m: AdaptedModel<I, O>) => (cfg.method ? addAdapter(m, "default", cfg.method, { rng: rng(seed + 2) }) : m);
+  const base = makeModel(built.def as ModelDef<unknown, unknown>, built.weights, { config: built.kind === "lm" ? built.config : null, tokenizer: built.tokenizer, nameOrPath: built.baseName });
+  // The adapter as the library's getPeftModel makes it; none for full finetuning.
+  const peft = cfg.method ? getPeftModel(base, cfg.method, { seed: seed + 2 }) : emptyPeftModel(base);
+  const record = activeRecord(peftState(peft));
   if (built.kind === "lm") {
-    const model = withAdapter(adaptedModel(built.def, built.weights));
+    const model = record as AdaptedModel<LlamaInput, LmOut>;
     let taskOptions: LmTaskOptions;
     if (d.kind === "brown") {
       const genres = [...new Set([...d.train, ...Object.values(d.eval).flat()])];
@@ -147,39 +158,35 @@ export async function prepareRun(cfg: RunConfig): Promise<Prepared> {
     checkTokenData(`${cfg.file}: data`, { "the training data": taskOptions.train, ...Object.fromEntries(Object.entries(taskOptions.evals).map(([k, v]) => [`evaluation split "${k}"`, v])) }, taskOptions.seqLen);
     const notes: string[] = [];
     let accumulate = 1;
-    const strategy = built.def.layerwise;
-    if (strategy?.preferred) taskOptions.layerwise = true;
-    if (taskOptions.layerwise && strategy?.microBatches && strategy.stepBytes) {
-      // A batch whose step would not fit jax-js's 4 GiB heap trains as micro-batches with accumulated gradients:
-      // the same sequences (the data generator draws them one by one) and, up to rounding, the same step.
-      const weightCount = Object.values(model.weights).reduce((n, w) => n + w.size, 0);
-      const trained = model.active ? tree.leaves(trainableOf(model) as never).reduce((n: number, a) => (n += (a as Arr).size, (a as Arr).dispose(), n), 0) : weightCount;
-      const B = taskOptions.batchSize;
-      accumulate = strategy.microBatches(B, taskOptions.seqLen, weightCount, trained);
+    if (built.def.layerwise?.preferred) taskOptions.layerwise = true;
+    // A batch whose step would not fit jax-js's 4 GiB heap trains as micro-batches with accumulated gradients:
+    // the same sequences (the data generator draws them one by one) and, up to rounding, the same step.
+    const B = taskOptions.batchSize;
+    const plan = taskOptions.layerwise ? microBatchPlan(peft, { batchSize: B, seqLen: taskOptions.seqLen, full: !cfg.method, layerwise: true }) : null;
+    if (plan) {
       const gb = (x: number) => (x / 1e9).toFixed(1);
-      const one = strategy.stepBytes(taskOptions.seqLen, taskOptions.seqLen, weightCount, trained);
-      if (one > HEAP_BUDGET_BYTES) {
+      if (plan.sequenceBytes > plan.heapBytes) {
         notes.push(
-          `even one sequence of ${taskOptions.seqLen} tokens needs about ${gb(one)} GB (weights, and for each trained value its gradient and AdamW's two moments), more than jax-js's 4 GiB heap holds: this run will probably run out of memory; an adapter trains far fewer values`,
+          `even one sequence of ${taskOptions.seqLen} tokens needs about ${gb(plan.sequenceBytes)} GB (weights, and for each trained value its gradient and AdamW's two moments), more than jax-js's 4 GiB heap holds: this run will probably run out of memory; an adapter trains far fewer values`,
         );
       }
-      if (accumulate > 1) {
-        const need = strategy.stepBytes(B * taskOptions.seqLen, taskOptions.seqLen, weightCount, trained);
-        taskOptions.batchSize = B / accumulate;
+      if (plan.gradAccum > 1) {
+        accumulate = plan.gradAccum;
+        taskOptions.batchSize = plan.microBatchSize;
         notes.push(
-          `a batch of ${B}×${taskOptions.seqLen} tokens needs about ${gb(need)} GB, more than jax-js's 4 GiB heap holds: each step trains ${accumulate} micro-batches of ${taskOptions.batchSize} and accumulates their gradients (the same step; set data.batchSize and train.gradAccum to choose yourself)`,
+          `a batch of ${B}×${taskOptions.seqLen} tokens needs about ${gb(plan.batchBytes)} GB, more than jax-js's 4 GiB heap holds: each step trains ${accumulate} micro-batches of ${taskOptions.batchSize} and accumulates their gradients (the same step; set data.batchSize and train.gradAccum to choose yourself)`,
         );
       }
     }
-    return { kind: "lm", model, task: lmTask(taskOptions), taskOptions, baseName: built.baseName, accumulate, notes };
+    return { kind: "lm", peft, model, taskOptions, baseName: built.baseName, accumulate, notes };
   }
   if (d.kind !== "mnist") throw new ConfigError(`an ${cfg.model && "arch" in cfg.model ? cfg.model.arch : ""} model trains on "mnist" data`);
-  const model = withAdapter(adaptedModel(built.def, built.weights));
+  const model = record as AdaptedModel<Arr, Arr>;
   const trainSet = transformImages(await loadMnist("train", { limit: d.trainLimit }), d.transform);
   const testSet = await loadMnist("test", { limit: d.evalLimit ?? 2000 });
   const evals = Object.fromEntries(Object.entries(d.evalTransforms).map(([name, t]) => [name, transformImages(testSet, t)]));
   const taskOptions = { train: trainSet, evals, batchSize: d.batchSize };
-  return { kind: "classify", model, task: classifyTask(taskOptions), taskOptions, baseName: built.baseName };
+  return { kind: "classify", peft, model, taskOptions, baseName: built.baseName };
 }
 
 /** Llama's depth from which it trains and evaluates layer by layer (its ModelDef.layerwise is then preferred). */
@@ -216,15 +223,35 @@ function effectiveParams(m: AdaptedModel<unknown, unknown>, stored: number): num
   return layers + a.extras.reduce((sum, k) => sum + m.weights[k].size, 0);
 }
 
+/** The trained tensors of a record (new references): its active adapter's, or with `full` all of its weights. */
+function trainedOf(m: AdaptedModel<unknown, unknown>, full: boolean): Trainable {
+  return full ? { adapter: {}, extras: Object.fromEntries(Object.entries(m.weights).map(([k, v]) => [k, v.ref])) } : trainableOf(m);
+}
+
+/** Labelled images as the library's Dataset: rows of pixels and their int32 labels. */
+function imageRows(set: LabelledImages): Dataset {
+  return { inputs: { dtype: "float32", shape: [set.n, set.images.length / set.n], data: set.images }, targets: { dtype: "int32", shape: [set.n], data: set.labels } };
+}
+
 /** Evaluates a prepared model as it is (base, or with its trained adapter). */
 export function evaluatePrepared(p: Prepared, trainable: Trainable | null): Promise<EvalEvent[]> {
   return p.kind === "lm" ? evaluateLm(p.model, trainable, p.taskOptions) : evaluateClassifier(p.model, trainable, p.taskOptions);
 }
 
+/** A run resumed: it continues after `step`, from the checkpoint folder `path` (runTraining's onEvent only). */
+export interface ResumeEvent {
+  kind: "resume";
+  step: number;
+  path: string;
+}
+
+/** What runTraining reports as it goes: the training loop's events (a checkpoint's carries its folder), and a resume. */
+export type RunEvent = TrainEvent | ResumeEvent;
+
 /** Options of runTraining besides the run.json. */
 export interface RunTrainingOptions extends RunFolderOptions {
   /** Every event as it happens, plus `{kind: "checkpoint", step, path}` and, on resume, `{kind: "resume", step, path}`. */
-  onEvent?: (e: TrainEvent) => void;
+  onEvent?: (e: RunEvent) => void;
   /** A model and data already prepared from this run.json (prepareRun). */
   prepared?: Prepared;
   /** Aborting ends the run after the step in progress, with a checkpoint, by throwing RunInterrupted. */
@@ -235,11 +262,6 @@ export interface RunTrainingOptions extends RunFolderOptions {
   onNote?: (note: string) => void;
 }
 
-/**
- * Trains as run.json says, into its output folder. Nothing is written until the settings, model, data and the
- * folder's state are checked (run-guard.ts): a new run refuses a non-empty folder unless `overwrite`, `resume`
- * continues only a checkpoint of the same settings.
- */
 /** The loss of the last step event in a metrics.jsonl, or undefined. */
 function lastLoggedLoss(metricsPath: string): number | undefined {
   let loss: number | undefined;
@@ -252,8 +274,11 @@ function lastLoggedLoss(metricsPath: string): number | undefined {
 }
 
 /**
- * Runs a run.json end to end, as `boft train` does: builds the model and data, trains with progress events,
- * writes checkpoints, metrics.jsonl, loss.svg and the adapter (PEFT's files) under `cfg.output`, and evaluates.
+ * Runs a run.json end to end, as `boft train` does: builds the model and data, trains with the library's `finetune`
+ * (progress events), writes checkpoints, metrics.jsonl, loss.svg and the adapter (PEFT's files) under `cfg.output`,
+ * and evaluates. Nothing is written until the settings, model, data and the folder's state are checked
+ * (run-guard.ts): a new run refuses a non-empty folder unless `overwrite`, `resume` continues only a checkpoint of
+ * the same settings.
  *
  * @example const r = await runTraining(readRunConfig("examples/text-boft.json")); // r.adapterDir
  */
@@ -278,24 +303,32 @@ export async function runTraining(cfg: RunConfig, o: RunTrainingOptions = {}): P
     if (e.kind === "step") lastLoss = e.loss;
     if (e.kind === "done" && e.finalLoss === undefined && lastLoss !== undefined) e = { ...e, finalLoss: lastLoss };
     events.push(e);
-    fs.appendFileSync(metricsPath, toJsonLine(e as never) + "\n");
+    fs.appendFileSync(metricsPath, toJsonLine(e) + "\n");
     o.onEvent?.(e);
   };
-  if (resume) o.onEvent?.({ kind: "resume", step: resume.step, path: from } as unknown as TrainEvent);
+  if (resume && from) o.onEvent?.({ kind: "resume", step: resume.step, path: from });
   else if (o.evaluateBase ?? true) for (const e of await evaluatePrepared(p, null)) log({ ...e, step: 0 });
   const accumulate = p.kind === "lm" ? (p.accumulate ?? 1) : 1;
-  const it = trainIter(model, p.task as Task<unknown, unknown, unknown>, { ...cfg.train, gradAccum: cfg.train.gradAccum * accumulate }, { full, releaseWeights: full, resume, layerwise: p.kind === "lm" && p.taskOptions.layerwise, signal: o.signal });
+  // The library's loop: random token windows or image rows drawn from the run's seeded generator (so a resume draws
+  // the same batches), evaluated by the run's task on the trained values, stopped by the signal.
+  const data: TrainData = p.kind === "lm" ? causalLmSampler(p.taskOptions.train, p.taskOptions) : imageRows(p.taskOptions.train);
+  const evaluator: Evaluator = (view) => {
+    const rec = activeRecord(peftState(view));
+    return evaluatePrepared({ ...p, model: rec } as Prepared, trainedOf(rec, full));
+  };
   const started = performance.now();
-  let trained: Trainable;
   let lastCheckpoint: { step: number; path: string } | null = null;
   let stopped = false;
-  for (;;) {
-    const r = await it.next();
-    if (r.done) {
-      trained = r.value;
-      break;
-    }
-    let e = r.value;
+  for await (let e of finetune(p.peft, data, {
+    ...cfg.train,
+    gradAccum: cfg.train.gradAccum * accumulate,
+    batchSize: p.taskOptions.batchSize,
+    eval: evaluator,
+    signal: o.signal,
+    resume,
+    layerwise: p.kind === "lm" && p.taskOptions.layerwise === true,
+    full,
+  })) {
     if (e.kind === "checkpoint" && e.snapshot) {
       const path = saveCheckpoint(cfg.output, e.snapshot, savedMethod, extra, record);
       lastCheckpoint = { step: e.step, path };
@@ -305,22 +338,18 @@ export async function runTraining(cfg: RunConfig, o: RunTrainingOptions = {}): P
     if (e.kind === "done" && e.stopped) stopped = true;
     else log(e);
   }
-  if (stopped) {
-    // The signal was aborted, and the step's checkpoint is written.
-    tree.dispose(trained as never);
-    throw new RunInterrupted(lastCheckpoint!.step, lastCheckpoint!.path);
-  }
+  // The signal was aborted, and the step's checkpoint is written.
+  if (stopped) throw new RunInterrupted(lastCheckpoint!.step, lastCheckpoint!.path);
   const seconds = (performance.now() - started) / 1000;
+  const withWeights = activeRecord(peftState(p.peft));
+  const trained = trainedOf(withWeights, full);
   const trainableParams = (tree.leaves(trained as never) as Arr[]).reduce((s, a) => s + a.size, 0);
   const adapterDir = nodePath.join(cfg.output, full ? "model" : "adapter");
-  writeTrained(adapterDir, await treeToHostAsync(tree.ref(trained) as never), savedMethod, extra);
-  const withWeights = full
-    ? { ...model, weights: Object.fromEntries(Object.keys(model.weights).map((k) => [k, trained.extras[k]])) } // the trainer released the base's
-    : withTrained(model, trained);
+  writeTrained(adapterDir, await treeToHostAsync(trained as never), savedMethod, extra);
   // The trainer already evaluated the final weights when its eval schedule reached the last step.
   const finalStep = events.reduce((s, e) => (e.kind === "done" ? e.step : s), cfg.train.steps);
   // From the log, not this process's events: a run resumed from its final checkpoint finds them there.
-  const logged = parseJsonLines(fs.readFileSync(metricsPath, "utf8")) as unknown as TrainEvent[];
+  const logged = parseJsonLines(fs.readFileSync(metricsPath, "utf8"));
   const last = logged.filter((e): e is EvalEvent => e.kind === "eval" && e.step === finalStep);
   let finalEval = last;
   if (!last.length) {
@@ -329,7 +358,7 @@ export async function runTraining(cfg: RunConfig, o: RunTrainingOptions = {}): P
     for (const e of finalEval) log(e);
   }
   // The whole log, so a resumed run's plot starts at step 0 too.
-  const curves = lossCurves(parseJsonLines(fs.readFileSync(metricsPath, "utf8")) as never);
+  const curves = lossCurves(parseJsonLines(fs.readFileSync(metricsPath, "utf8")));
   atomicWriteFile(
     nodePath.join(cfg.output, "loss.svg"),
     linePlot(curves.map((c) => ({ name: c.name, points: c.points, mode: c.name === "train" ? "line" : "both" })), { title: `${nodePath.basename(cfg.output)}: loss`, xLabel: "step", yLabel: "loss", logY: true }),

@@ -123,21 +123,3 @@ export async function evaluateClassifier(m: AdaptedModel<Arr, Arr>, trainable: T
   if (trainable) tree.dispose(trainable);
   return events;
 }
-
-export function classifyTask(o: ClassifyTaskOptions): Task<Arr, Arr, Arr> {
-  return {
-    batch(r: Rng) {
-      const d = o.train.images.length / o.train.n;
-      const x = new Float32Array(o.batchSize * d);
-      const y = new Int32Array(o.batchSize);
-      for (let i = 0; i < o.batchSize; i++) {
-        const k = r.nextInt(o.train.n);
-        x.set(o.train.images.subarray(k * d, (k + 1) * d), i * d);
-        y[i] = o.train.labels[k];
-      }
-      return { input: np.array(x).reshape([o.batchSize, d]), target: np.array(y, { dtype: np.int32 }), items: o.batchSize };
-    },
-    loss: (logits, labels) => crossEntropy(logits, labels),
-    evaluate: (m, t) => evaluateClassifier(m, t, o),
-  };
-}

@@ -12,7 +12,7 @@ import { type Rng, type RngState, rng, rngFromState } from "../data/rng.js";
 import { type AdaptedModel, type Trainable, forwardWith, trainableOf } from "../models/adapted.js";
 import type { Weights } from "../models/model.js";
 import { projectLayerParams, planUsesDropout } from "../methods/adapter.js";
-import { adamw, clipScale, scaleLeaf, adamwStateToHostAsync, adamwStateFromHost, type AdamW, type AdamWState, type AdamWHostState } from "./optim.js";
+import { adamw, clipScale, adamwStateToHostAsync, adamwStateFromHost, type AdamW, type AdamWState, type AdamWHostState } from "./optim.js";
 import { lrAt } from "./schedule.js";
 import { type HostTree, type Tree, treeToHostAsync, treeFromHost } from "./host-tree.js";
 import type { EvalEvent, TrainEvent } from "./metrics.js";
@@ -103,13 +103,6 @@ export interface TrainOptions<I = unknown, T = unknown> {
    * single compiled step would not fit jax-js's heap), full finetuning included.
    */
   layerwise?: boolean;
-  /**
-   * Full finetuning only: hand the model's weights over to the trainer, which releases the model's own arrays at
-   * the start, so that the base weights and the trained copy are not both held (at SmolLM2-135M's size, 540 MB of
-   * jax-js's 4 GiB heap: the difference between fitting and not). Every weight is trained, so nothing reads the
-   * base values again; `m.weights` must not be used afterwards, and the returned values replace them.
-   */
-  releaseWeights?: boolean;
 }
 
 function initialTrainable<I, O>(m: AdaptedModel<I, O>, full: boolean): Trainable {
@@ -165,9 +158,6 @@ export async function* trainIter<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O
     data = rng(c.seed);
     dropout = rng(c.seed + 1);
   }
-
-  // The trainable now holds what it needs (its own references, or values from the snapshot).
-  if (o.full && o.releaseWeights) tree.dispose(m.weights as never);
 
   const usesDropout = planUsesDropout(m.active ? m.adapters[m.active].plan : null);
   const random = () => dropout.nextFloat();
@@ -272,9 +262,10 @@ export async function updateInGroups(
   groupValues = GROUP_VALUES,
 ): Promise<[Trainable, AdamWState]> {
   const [ps, def] = tree.flatten(params as never) as [Arr[], Parameters<typeof tree.unflatten>[0]];
-  if (scale) grads = tree.map((g: Arr) => scaleLeaf(g, scale), grads as never) as unknown as Trainable; // lazy: computed with each group
+  // The clipping factor goes into the update's own kernel (AdamW's gradScale), not a kernel per leaf before it.
+  const gradScale = scale ?? undefined;
   if (ps.reduce((n, p) => n + p.size, 0) <= groupValues) {
-    return optimizer.update(grads as never, opt as never, tree.unflatten(def, ps) as never, lr) as unknown as [Trainable, AdamWState];
+    return optimizer.update(grads as never, opt as never, tree.unflatten(def, ps) as never, lr, gradScale) as unknown as [Trainable, AdamWState];
   }
   const [gs, ms, vs] = [grads, opt.mu, opt.nu].map((t) => tree.leaves(t as never) as Arr[]);
   const out: { p: Arr[]; m: Arr[]; v: Arr[] } = { p: [], m: [], v: [] };
@@ -282,7 +273,7 @@ export async function updateInGroups(
   for (let i = 0; i < ps.length; ) {
     let j = i + 1;
     for (let n = ps[i].size; j < ps.length && n + ps[j].size <= groupValues; j++) n += ps[j].size;
-    const [p, s] = optimizer.update(gs.slice(i, j), { count: opt.count, mu: ms.slice(i, j), nu: vs.slice(i, j) }, ps.slice(i, j), lr);
+    const [p, s] = optimizer.update(gs.slice(i, j), { count: opt.count, mu: ms.slice(i, j), nu: vs.slice(i, j) }, ps.slice(i, j), lr, gradScale);
     await blockUntilReady([p, s.mu, s.nu] as never);
     out.p.push(...(p as Arr[]));
     out.m.push(...(s.mu as Arr[]));
@@ -294,7 +285,7 @@ export async function updateInGroups(
   return [build(out.p), { count, mu: build(out.m), nu: build(out.v) }];
 }
 
-type GradientFn<I, T> = ((t: Trainable, input: I, target: T) => [Arr, Trainable]) & { dispose(): void };
+type GradientFn<I, T> = ((t: Trainable, input: I, target: T) => [Arr, Trainable] | Promise<[Arr, Trainable]>) & { dispose(): void };
 
 /**
  * Loss and gradients w.r.t. the trainable tensors. Consumes all three arguments.
@@ -318,10 +309,16 @@ function gradientFn<I, O, T>(m: AdaptedModel<I, O>, task: Task<I, O, T>, compile
     return task.loss(out, target);
   };
   const step = jit((t: Trainable, frozen: Weights, input: I, target: T) => (valueAndGrad(lossWithBase) as (...a: unknown[]) => never)(t, frozen, input, target));
-  const f = (t: Trainable, input: I, target: T): [Arr, Trainable] => {
+  const f = async (t: Trainable, input: I, target: T): Promise<[Arr, Trainable]> => {
     const frozen: Weights = {};
     for (const [k, v] of Object.entries(m.weights)) if (!(k in t.extras)) frozen[k] = v.ref;
-    return (step as unknown as (...a: unknown[]) => [Arr, Trainable])(t, frozen, input, target);
+    const out = (step as unknown as (...a: unknown[]) => [Arr, Trainable])(t, frozen, input, target);
+    // Settled here, through one output. Every output of a jitted call carries the call's whole kernel list until it
+    // is submitted: each op on an unsettled gradient copies that list, and settling the outputs together prepares it
+    // once per output (outputs × kernels promises). Demo LM, BOFT (57 outputs, ~1050 kernels), one thread: 1.3 s of
+    // CPU per step → 0.55 s; full finetuning 0.73 → 0.45 s.
+    await out[0].blockUntilReady();
+    return out;
   };
   return Object.assign(f, { dispose: () => step.dispose() });
 }

@@ -47,6 +47,11 @@ export const boft: MethodRecord<"BOFT", BoftConfig, BoftLayerShape, BoftParams> 
     params.boft_s.dispose();
     return { skew: boftSkew(params.boft_R), terms: null, blockSize: shape.blockSize };
   },
+  skewSource: (_shape, params) => {
+    params.boft_s.dispose();
+    return params.boft_R;
+  },
+  skewOf: boftSkew,
   fromTensors(shapes, _config, where) {
     const [R, s] = [shapes.boft_R, shapes.boft_s];
     if (R.length !== 4 || R[2] !== R[3] || R.includes(0)) throw new FormatError(`${where}: boft_R [${R}] must be [m, D, b, b] with m, D, b ≥ 1`);

@@ -9,7 +9,7 @@
  */
 import { np, type Arr, type FloatDType, jaxDType, fromDraws } from "../../engine/index.js";
 import { ShapeError } from "../../errors.js";
-import { skewFromFull, multiplicativeDropoutMask, rotateRows, denseRotation } from "../../math/index.js";
+import { skewFromFull, multiplicativeDropoutMask, rotateRows, rotateRowsPaired, denseRotation } from "../../math/index.js";
 import { cayleyJit } from "../../math/cayley-jit.js"; // exact, and runs under jit (no solve)
 import { type LinearWeights, type Conv2dGeometry, linear, conv2d } from "../base-layers.js";
 import { type RotationSide, chooseSide } from "../side.js";
@@ -36,7 +36,10 @@ export interface BoftForwardOptions {
   /** Uniform [0,1) source for dropout's choices. */
   random?: () => number;
   side?: RotationSide | "auto";
-  /** Cayley blocks already computed from this layer's boft_R (batched across layers); boft_R is then unused. */
+  /**
+   * Cayley blocks already computed from this layer's boft_R (batched across layers; boft_R is then unused): the
+   * blocks [m, D, b, b], or their paired form [m/2, D/2, 2b, 2b] (pairFactors; only without dropout).
+   */
   blocks?: Arr;
 }
 
@@ -98,39 +101,54 @@ function checkParams(shape: BoftLayerShape, p: BoftParams): void {
   }
 }
 
-/** diag(s)·W·Rotᵀ for W [out, n] (already flattened for Conv2d). Consumes all arguments. */
-function rotatedWeight(q: Arr, s: Arr, w: Arr): Arr {
-  return rotateRows(w, q, { transpose: true }).mul(scaleVector(s).reshape([-1, 1]));
+/** Whether q is the layer's paired blocks [m/2, D/2, 2b, 2b] rather than its blocks [m, D, b, b] (m ≥ 2 tells them apart). */
+function isPaired(shape: BoftLayerShape, q: Arr): boolean {
+  const [a, d, b] = q.shape;
+  return shape.nFactors >= 2 && a * 2 === shape.nFactors && d * 2 === shape.blockNum && b === 2 * shape.blockSize;
 }
 
-function blocksOf(params: BoftParams, o: BoftForwardOptions): Arr {
+/** z·Rot (z·Rotᵀ with `transpose`) from either form of the blocks. Consumes z and q. */
+function rotateBy(shape: BoftLayerShape, z: Arr, q: Arr, transpose = false): Arr {
+  return isPaired(shape, q) ? rotateRowsPaired(z, q, { transpose }) : rotateRows(z, q, { transpose });
+}
+
+/** diag(s)·W·Rotᵀ for W [out, n] (already flattened for Conv2d). Consumes all arguments. */
+function rotatedWeight(shape: BoftLayerShape, q: Arr, s: Arr, w: Arr): Arr {
+  return rotateBy(shape, w, q, true).mul(scaleVector(s).reshape([-1, 1]));
+}
+
+function blocksOf(shape: BoftLayerShape, params: BoftParams, o: BoftForwardOptions): Arr {
   if (!o.blocks) return boftBlocks(params.boft_R);
   params.boft_R.dispose();
+  if (o.training && (o.dropout ?? 0) > 0 && isPaired(shape, o.blocks)) {
+    o.blocks.dispose();
+    throw new ShapeError("boft: block dropout needs each factor's blocks, not their paired form");
+  }
   return o.blocks;
 }
 
 /** Adapted Linear forward, adapter unmerged. Consumes params, base weights, x (and o.blocks). */
 export function boftLinear(shape: BoftLayerShape, params: BoftParams, base: LinearWeights, x: Arr, o: BoftForwardOptions = {}): Arr {
   checkParams(shape, params);
-  const q = withDropout(blocksOf(params, o), o);
+  const q = withDropout(blocksOf(shape, params, o), o);
   const tokens = x.size / shape.n;
   const side =
     o.side && o.side !== "auto"
       ? o.side
       : chooseSide({ tokens, out: shape.out, blockSize: shape.blockSize, nFactors: shape.nFactors, training: o.training ?? false });
   if (side === "weight") {
-    return linear(x, { weight: rotatedWeight(q, params.boft_s, base.weight), bias: base.bias });
+    return linear(x, { weight: rotatedWeight(shape, q, params.boft_s, base.weight), bias: base.bias });
   }
-  const y = linear(rotateRows(x, q), { weight: base.weight }).mul(scaleVector(params.boft_s));
+  const y = linear(rotateBy(shape, x, q), { weight: base.weight }).mul(scaleVector(params.boft_s));
   return base.bias ? y.add(base.bias) : y;
 }
 
 /** Adapted Conv2d forward: the rotation goes on the flattened weight. Consumes params, base weights, x (and o.blocks). */
 export function boftConv2d(shape: BoftLayerShape, params: BoftParams, base: LinearWeights, x: Arr, g: Conv2dGeometry, o: BoftForwardOptions = {}): Arr {
   checkParams(shape, params);
-  const q = withDropout(blocksOf(params, o), o);
+  const q = withDropout(blocksOf(shape, params, o), o);
   const wShape = base.weight.shape;
-  const w = rotatedWeight(q, params.boft_s, base.weight.reshape([wShape[0], -1])).reshape(wShape);
+  const w = rotatedWeight(shape, q, params.boft_s, base.weight.reshape([wShape[0], -1])).reshape(wShape);
   return conv2d(x, { weight: w, bias: base.bias }, g);
 }
 
@@ -138,7 +156,7 @@ export function boftConv2d(shape: BoftLayerShape, params: BoftParams, base: Line
 export function boftMerge(shape: BoftLayerShape, params: BoftParams, weight: Arr): Arr {
   checkParams(shape, params);
   const wShape = weight.shape;
-  return rotatedWeight(boftBlocks(params.boft_R), params.boft_s, weight.reshape([shape.out, shape.n])).reshape(wShape);
+  return rotatedWeight(shape, boftBlocks(params.boft_R), params.boft_s, weight.reshape([shape.out, shape.n])).reshape(wShape);
 }
 
 /** W ← diag(1/s)·W·Rot, the inverse of boftMerge (Rot is orthogonal). Consumes params and weight. */
