@@ -13,8 +13,8 @@
  *   cli       `boft train` on a random f32 checkpoint of that shape written with `saveWeights` in the Hugging Face
  *             layout (char tokenizer, Brown "romance" text, PEFT's default targets), as a user runs it: seconds per
  *             step from its metrics.jsonl, its peak memory
- *   full      the same command with `peft_type: "FULL"` (full finetuning: the public `finetune` trains adapters, the
- *             command also trains every weight)
+ *   full      the same command with `peft_type: "FULL"` (full finetuning, as a user runs it; at 135M it does not fit
+ *             jax-js's 4 GiB heap yet, and is reported as such)
  * Each case runs in a child process (`node --import boft/preload`, with BOFT_HEAP_GIB and BOFT_THREADS as given), so
  * its peak RSS (process.resourceUsage().maxRSS) is its own. The cli and full rows have no CPU time: it is the
  * command's, a process this bench does not measure from inside.
