@@ -367,6 +367,30 @@ for (const { name, ...mode } of LAYER_MODES) {
   });
 }
 
+// In float64 the rounding that lets the float32 modes above differ in their last bits is gone: keeping residuals gives
+// the recomputing mode's loss and gradients to 1e-12. Both are compiled, and jax-js makes number constants inside jit
+// float32 even in float64 graphs (docs/engine-notes.md), so against the eager whole forward they agree to ~5e-8 only.
+test("layerwiseValueAndGrad() in float64: residuals kept = recomputed to 1e-12, and = valueAndGrad of the whole forward to 1e-6 (BOFT with trained biases)", async () => {
+  const hf = loadHfModel(fixture(CASES[3][0]).dir, { tokenizer: false, dtype: "float64" });
+  const method = { kind: "BOFT" as const, config: boftConfig({ blockSize: 4, nButterflyFactor: 2, targetModules: null, bias: "boft_only", initWeights: false }) };
+  const m: CausalLm = addAdapter(adaptedModel(hf.def, hf.weights), "default", method, { rng: rng(6) });
+  const [ids, ys] = sampleIds(17, 12, 2).map((s, i, all) => (i === 0 ? all : all.map((r) => r.map((v) => (v * 7 + 3) % TINY.vocab))));
+  const hostOf = ([l, g]: [Arr, Trainable]) => ({ loss: toHost(l), grads: (tree.leaves(g as never) as Arr[]).map((a) => toHost(a)) });
+  const whole = hostOf((valueAndGrad((t: Trainable) => crossEntropy(forwardWith(m, t, { ids: idsArr(ids) }).logits, idsArr(ys))) as (t: Trainable) => [Arr, Trainable])(trainableOf(m)));
+  const layerwise = (keepResiduals: boolean) => layerwiseValueAndGrad(m, hf.config, trainableOf(m), idsArr(ids), (logits) => crossEntropy(logits, idsArr(ys)), { compiled: true, keepResiduals });
+  const kept = hostOf(await layerwise(true));
+  const recomputed = hostOf(await layerwise(false));
+  assert.deepEqual([whole.loss.dtype, kept.loss.dtype, recomputed.loss.dtype], ["float64", "float64", "float64"]);
+  const close = (a: typeof whole, b: typeof whole, tol: number, what: string) => {
+    assert.ok(Math.abs(a.loss.data[0] - b.loss.data[0]) < tol * Math.abs(b.loss.data[0]), `${what}: loss ${a.loss.data[0]} vs ${b.loss.data[0]}`);
+    assert.equal(a.grads.length, b.grads.length);
+    a.grads.forEach((g, i) => assert.ok(relErr(g.data, b.grads[i].data) < tol, `${what}: gradient leaf ${i}: ${relErr(g.data, b.grads[i].data)}`));
+  };
+  close(kept, recomputed, 1e-12, "residuals kept vs recomputed");
+  close(recomputed, whole, 1e-6, "compiled layers vs the whole forward"); // measured 4.8e-8: the float32 constants
+  dispose(hf);
+});
+
 for (const [c, keepResiduals] of [[CASES[0], true], [CASES[1], false], [CASES[1], true]] as const) {
   test(`layerwiseValueAndGrad() in full finetuning = valueAndGrad of the whole forward (every weight, the embedding included; ${c[0]}; ${keepResiduals ? "residuals kept" : "layers recomputed"})`, async () => {
     const hf = loadHfModel(fixture(c[0]).dir, { tokenizer: false });
