@@ -201,7 +201,8 @@ const compiledCache = new WeakMap<Weights, Map<string, { fwd: Compiled; bwd: Com
 
 /**
  * Layer i runs as layer 0 (its weights, trainables and plan renamed), so the compiled functions are shared by every
- * layer of the same structure. The forward keeps only the layer's input; the backward recomputes the layer.
+ * layer of the same structure. With `keepResiduals` the forward is the vjp of the compiled layer and keeps what its
+ * backward needs; otherwise it keeps only the layer's input and the backward recomputes the layer.
  */
 function compiledSteps(m: LlamaModel, c: LlamaConfig, t: Trainable, plan: AdapterPlan | null, o: ApplyOptions, keepInputs = true, keepResiduals = false): LayerSteps {
   let cache = compiledCache.get(m.weights);

@@ -358,7 +358,7 @@ export async function runTraining(cfg: RunConfig, o: RunTrainingOptions = {}): P
     for (const e of finalEval) log(e);
   }
   // The whole log, so a resumed run's plot starts at step 0 too.
-  const curves = lossCurves(parseJsonLines(fs.readFileSync(metricsPath, "utf8")));
+  const curves = lossCurves(last.length ? logged : [...logged, ...finalEval]);
   atomicWriteFile(
     nodePath.join(cfg.output, "loss.svg"),
     linePlot(curves.map((c) => ({ name: c.name, points: c.points, mode: c.name === "train" ? "line" : "both" })), { title: `${nodePath.basename(cfg.output)}: loss`, xLabel: "step", yLabel: "loss", logY: true }),
