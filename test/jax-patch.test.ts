@@ -6,10 +6,14 @@
  * nothing false (checked by brute force on random index expressions); a batched product's kernel shares loads
  * exactly as the 2-D product's does; and products of many shapes, in both plans and under grad, one and two
  * threads, match float64 host products and their 2-D formulation.
+ *
+ * Patch 03 makes the matmul's micro blocks 8 accumulators instead of 16, so they stay in x64's registers. Its test:
+ * the grid's outputs are bit for bit those recorded before it (test/fixtures/matmul-grid-bits.json).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -43,6 +47,7 @@ test("the installed @jax-js/jax carries every patch in patches/jax-js", () => {
   const r = spawnSync(process.execPath, [join(root, "scripts", "patch-jax.mjs"), "--check"], { encoding: "utf8" });
   assert.equal(r.status, 0, `patch-jax --check: ${r.stdout}${r.stderr}`);
   assert.match(r.stdout, /^applied 01-share-loads-across-aligned-rows\.patch$/m);
+  assert.match(r.stdout, /^applied 03-matmul-micro-blocks-fit-x64-registers\.patch$/m);
   assert.doesNotMatch(r.stdout, /pending/);
 });
 
@@ -198,7 +203,8 @@ async function compiledModules(run: () => Promise<void>): Promise<Uint8Array[]> 
 
 test("a batched product's kernel shares the right operand's loads as the 2-D product's does, in both plans", async () => {
   // v128 locals hold the loaded vectors (and accumulators) of a micro block: a row block that reloads the right
-  // operand on every row needs more of them. Unpatched, the batched kernels declare 48 and 96 instead of 33 and 48.
+  // operand on every row needs more of them. Without patch 01 (and with 4×4 micro blocks), the batched kernels
+  // declared 48 and 96 instead of 33 and 48.
   const kernelOf = async (a: number[], b: number[], transposeB: boolean) => {
     const mods = await compiledModules(async () => {
       const f = jit((x: Arr, y: Arr) => np.matmul(x, transposeB ? np.matrixTranspose(y) : y));
@@ -223,17 +229,37 @@ test("a batched product's kernel shares the right operand's loads as the 2-D pro
   }
 });
 
-test("products of many shapes match float64, forward and under grad, both plans, one thread", async () => {
-  const failures = await runGrid();
+/**
+ * The grid's output bits as the kernels gave them before patch 03 (4×4 micro blocks; patches 01 and 02 applied),
+ * one digest per way the kernels multiply-add: fused where V8 has relaxed SIMD (Node 22 and newer), a multiply then
+ * an add where it does not (Node 20). Patch 03 changes which outputs a micro block computes together, not the order
+ * of any output's sum, so no bit may change. Recorded with `BOFT_GRID_BITS=write`, only for an intended change.
+ */
+const GRID_BITS = join(root, "test", "fixtures", "matmul-grid-bits.json");
+// jax-js's own feature probe: a module using f32x4.relaxed_madd.
+const RELAXED_MADD_PROBE = "0061736d0100000001080160037b7b7b017b030201000a0d010b00200020012002fd85020b";
+const madd = WebAssembly.validate(Buffer.from(RELAXED_MADD_PROBE, "hex")) ? "relaxed-madd" : "mul-add";
+
+function checkGridBits(digest: string) {
+  const recorded = JSON.parse(readFileSync(GRID_BITS, "utf8")) as Record<string, string>;
+  if (process.env.BOFT_GRID_BITS === "write") {
+    writeFileSync(GRID_BITS, JSON.stringify({ ...recorded, [madd]: digest }, null, 2) + "\n");
+    return;
+  }
+  assert.equal(digest, recorded[madd], `the grid's float32 bits (${madd}) differ from the recorded ones`);
+}
+
+test("products of many shapes match float64, forward and under grad, both plans, one thread, bits as recorded", async () => {
+  const { failures, digest } = await runGrid();
   assert.deepEqual(failures, []);
+  checkGridBits(digest);
 });
 
-test("the same grid with two worker threads (kernels split in chunks)", () => {
+test("the same grid with two worker threads (kernels split in chunks), the same bits", () => {
   const preload = join(root, "dist", "src", "node", "preload.js");
   const grid = pathToFileURL(join(root, "dist", "test", "matmul-grid.js")).href;
   const child = `const { runGrid } = await import(${JSON.stringify(grid)});
-const failures = await runGrid();
-process.stdout.write(JSON.stringify(failures));
+process.stdout.write(JSON.stringify(await runGrid()));
 process.exit(0);`;
   const r = spawnSync(process.execPath, ["--import", preload, "--input-type=module", "-e", child], {
     encoding: "utf8",
@@ -241,5 +267,7 @@ process.exit(0);`;
     timeout: 240_000,
   });
   assert.equal(r.status, 0, r.stderr);
-  assert.deepEqual(JSON.parse(r.stdout), []);
+  const { failures, digest } = JSON.parse(r.stdout) as { failures: string[]; digest: string };
+  assert.deepEqual(failures, []);
+  checkGridBits(digest);
 });

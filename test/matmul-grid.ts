@@ -6,6 +6,7 @@
  *
  * Reads are asynchronous, so it runs with worker threads too.
  */
+import { createHash } from "node:crypto";
 import { np, jit, grad, type Arr } from "../src/engine/index.js";
 
 /** One product: a [...batchA, M, K] times b [...batchB, K, N] (or [...batchB, N, K] read transposed). */
@@ -31,6 +32,9 @@ const SHAPES: [number[], number[]][] = [
   [[96, 64], [64, 48]],
   [[33, 20], [20, 12]],
   [[8, 4], [4, 4]],
+  [[20, 48], [48, 40]], // 10 vectors a row: whole micro blocks of 4 and a tail of 2
+  [[130, 64], [64, 72]], // rows past one 128-row tile
+  [[6, 32], [32, 12]], // 6 rows: micro blocks of 2 rows fit, of 4 do not
 ];
 
 /** Every shape in both plans. */
@@ -144,13 +148,22 @@ function compare(what: string, got: Float32Array, want: HostProduct, terms: numb
   }
 }
 
+/** What runGrid found: failure messages (empty = all passed), and the SHA-256 of every output's float32 bits. */
+export interface GridResult {
+  failures: string[];
+  digest: string;
+}
+
 /**
  * Runs every case forward and under grad (both under jit) and checks each element against its float64 product
  * within the float32 dot-product error bound. A batched case is also checked bit for bit against its batches
- * computed as separate 2-D products. Returns failure messages (empty = all passed).
+ * computed as separate 2-D products. The digest covers the forward, dA and dB of every case, in order, so a change to
+ * the kernels that changes any bit shows.
  */
-export async function runGrid(cases: GridCase[] = GRID): Promise<string[]> {
+export async function runGrid(cases: GridCase[] = GRID): Promise<GridResult> {
   const failures: string[] = [];
+  const hash = createHash("sha256");
+  const bits = (x: Float32Array) => (hash.update(new Uint8Array(x.buffer, x.byteOffset, x.byteLength)), x);
   for (const [i, c] of cases.entries()) {
     const name = `[${c.a}]·[${c.b}]${c.transposeB ? "ᵀ" : ""}`;
     const A = values(size(c.a), 11 + i);
@@ -168,22 +181,22 @@ export async function runGrid(cases: GridCase[] = GRID): Promise<string[]> {
         out.dispose();
         continue;
       }
-      const got = (await out.data()) as Float32Array;
+      const got = bits((await out.data()) as Float32Array);
       compare(`${name} forward`, got, ref.C, ref.terms.C, failures);
       const [dA, dB] = backward(
         np.array(A).reshape(c.a),
         np.array(B).reshape(c.b),
         np.array(W).reshape(ref.out),
       ) as unknown as [Arr, Arr];
-      compare(`${name} dA`, (await dA.data()) as Float32Array, ref.dA, ref.terms.dA, failures);
-      compare(`${name} dB`, (await dB.data()) as Float32Array, ref.dB, ref.terms.dB, failures);
+      compare(`${name} dA`, bits((await dA.data()) as Float32Array), ref.dA, ref.terms.dA, failures);
+      compare(`${name} dB`, bits((await dB.data()) as Float32Array), ref.dB, ref.terms.dB, failures);
       if (c.a.length === 3 && c.b.length === 3) await compareWith2d(name, c, A, B, got, forward, failures);
     } finally {
       forward.dispose();
       backward.dispose();
     }
   }
-  return failures;
+  return { failures, digest: hash.digest("hex") };
 }
 
 /** Each batch of a [Bt, M, K]·[Bt, K, N] product, computed as its own 2-D product, must match bit for bit. */
