@@ -9,6 +9,8 @@
  *
  * Patch 03 makes the matmul's micro blocks 8 accumulators instead of 16, so they stay in x64's registers. Its test:
  * the grid's outputs are bit for bit those recorded before it (test/fixtures/matmul-grid-bits.json).
+ *
+ * Patch 04 vectorises float32 exp and reciprocal; its tests (at the end) check the bits against the scalar code.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -48,6 +50,7 @@ test("the installed @jax-js/jax carries every patch in patches/jax-js", () => {
   assert.equal(r.status, 0, `patch-jax --check: ${r.stdout}${r.stderr}`);
   assert.match(r.stdout, /^applied 01-share-loads-across-aligned-rows\.patch$/m);
   assert.match(r.stdout, /^applied 03-matmul-micro-blocks-fit-x64-registers\.patch$/m);
+  assert.match(r.stdout, /^applied 04-simd-exp-and-reciprocal\.patch$/m);
   assert.doesNotMatch(r.stdout, /pending/);
 });
 
@@ -270,4 +273,69 @@ process.exit(0);`;
   const { failures, digest } = JSON.parse(r.stdout) as { failures: string[]; digest: string };
   assert.deepEqual(failures, []);
   checkGridBits(digest);
+});
+
+/**
+ * Patch 04 gives float32 Exp and Reciprocal f32x4 forms, so softmax, SiLU and RMSNorm kernels vectorise. A kernel of
+ * fewer than 4 elements never vectorises, so each value's exp on its own runs the scalar code the kernels used before;
+ * the vectorised kernel must give the same bits for every value, edge cases included.
+ */
+const EXP_EDGES = [0, -0, 1, -1, 0.5, 1e-40, -1e-40, 88, 88.72, 88.73, 89, 100, 126 * Math.LN2, 127 * Math.LN2, 128 * Math.LN2,
+  -87.3, -87.33, -88, -103, -104, -126 * Math.LN2, -127 * Math.LN2, 1e30, -1e30, Infinity, -Infinity, NaN, 3.4e38, -3.4e38];
+
+function expInputs(n: number): Float32Array {
+  let s = 12345;
+  const next = () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32;
+  const out = [...EXP_EDGES];
+  while (out.length < n) out.push((next() * 2 - 1) * (next() < 0.5 ? 5 : 120));
+  return Float32Array.from(out);
+}
+
+const bitsOf = (x: number) => new Uint32Array(Float32Array.of(x).buffer)[0];
+
+test("vectorised exp, reciprocal and SiLU give the scalar kernels' bits, edge cases included", async () => {
+  const x = expInputs(1024);
+  const ops: [string, (a: Arr) => Arr][] = [
+    ["exp", (a) => np.exp(a)],
+    ["reciprocal", (a) => np.reciprocal(a)],
+    ["silu", (a) => a.ref.mul(np.reciprocal(np.exp(a.mul(-1)).add(1)))],
+  ];
+  for (const [name, op] of ops) {
+    const f = jit(op);
+    try {
+      const vectorised = (await f(np.array(x)).data()) as Float32Array;
+      const mismatches: string[] = [];
+      for (let i = 0; i < x.length; i++) {
+        const scalar = ((await f(np.array(x.subarray(i, i + 1))).data()) as Float32Array)[0];
+        const same = bitsOf(scalar) === bitsOf(vectorised[i]) || (Number.isNaN(scalar) && Number.isNaN(vectorised[i]));
+        if (!same) mismatches.push(`${name}(${x[i]}): scalar ${scalar}, vectorised ${vectorised[i]}`);
+      }
+      assert.deepEqual(mismatches.slice(0, 5), [], `${mismatches.length} of ${x.length} differ`);
+    } finally {
+      f.dispose();
+    }
+  }
+});
+
+/** Whether `bytes` holds the byte sequence `seq`. */
+const holds = (bytes: Uint8Array, seq: number[]) => bytes.some((_, i) => seq.every((b, j) => bytes[i + j] === b));
+
+test("an exp kernel and a reciprocal kernel compile to SIMD code", async () => {
+  const kernelsOf = (op: (a: Arr) => Arr) =>
+    compiledModules(async () => {
+      const f = jit(op);
+      try {
+        const out = f(np.ones([4096]).mul(0.5));
+        await blockUntilReady(out);
+        out.dispose();
+      } finally {
+        f.dispose();
+      }
+    });
+  // The four-lane exp keeps its steps in v128 locals; unpatched, the kernel calls the scalar exp, which has none.
+  const exp = await kernelsOf((a) => np.exp(a));
+  assert.ok(exp.some((m) => (localsByType(m)[0x7b] ?? 0) > 0), "an exp kernel with v128 locals");
+  // f32x4.div is 0xfd 0xe7 0x01; unpatched, the kernel divides one lane at a time (f32.div, 0x95).
+  const reciprocal = await kernelsOf((a) => np.reciprocal(a));
+  assert.ok(reciprocal.some((m) => holds(m, [0xfd, 0xe7, 0x01])), "a reciprocal kernel with f32x4.div");
 });
