@@ -204,8 +204,18 @@ export function tracedShapes<A extends unknown[]>(f: (...args: A) => unknown, ..
  */
 export function fusionBarrier(x: Arr): Arr {
   if (x.ndim === 0) return x;
-  const rows = x.shape[0];
-  return np.pad(x, x.shape.map((_, i) => (i === 0 ? ([0, 1] as [number, number]) : ([0, 0] as [number, number])))).slice([0, rows]);
+  const shape = x.shape;
+  const rows = asRows(x);
+  const n = rows.shape[0];
+  return np.pad(rows, [[0, 1], [0, 0]]).slice([0, n]).reshape(shape);
+}
+
+/**
+ * x as [rows, last axis], so that the row fusionBarrier and contiguous add costs 1/rows of x, not 1/x.shape[0] (a
+ * whole copy when the leading axis is a batch of 1).
+ */
+function asRows(x: Arr): Arr {
+  return x.ndim === 1 ? x.reshape([x.shape[0], 1]) : x.reshape([-1, x.shape[x.ndim - 1]]);
 }
 
 /**
@@ -217,6 +227,8 @@ export function fusionBarrier(x: Arr): Arr {
  */
 export function contiguous(x: Arr): Arr {
   if (x.ndim === 0) return x;
-  const rows = x.shape[0];
-  return np.concatenate([x, np.zeros([1, ...x.shape.slice(1)], { dtype: x.dtype })], 0).slice([0, rows]);
+  const shape = x.shape;
+  const rows = asRows(x);
+  const [n, width] = rows.shape;
+  return np.concatenate([rows, np.zeros([1, width], { dtype: x.dtype })], 0).slice([0, n]).reshape(shape);
 }
