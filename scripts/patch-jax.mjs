@@ -14,7 +14,7 @@
  *
  * Usage: node scripts/patch-jax.mjs [--check]
  *   --check  change nothing; exit 1 unless every patch is applied.
- * BOFT_SKIP_JAX_PATCH=1 skips patching (boft then runs unpatched: same results, slower batched products).
+ * BOFT_SKIP_JAX_PATCH=1 skips patching (boft then runs unpatched: same results, slower).
  */
 import { createHash } from "node:crypto";
 import { readFileSync, readdirSync, renameSync, writeFileSync, rmSync } from "node:fs";
