@@ -211,8 +211,8 @@ export function fusionBarrier(x: Arr): Arr {
 }
 
 /**
- * x as [rows, last axis], so that the row fusionBarrier and contiguous add costs 1/rows of x, not 1/x.shape[0] (a
- * whole copy when the leading axis is a batch of 1).
+ * x as [rows, last axis]: the one row that fusionBarrier and contiguous append then costs 1/rows of x, not
+ * 1/x.shape[0] of it (a whole second copy when the leading axis is a batch of 1).
  */
 function asRows(x: Arr): Arr {
   return x.ndim === 1 ? x.reshape([x.shape[0], 1]) : x.reshape([-1, x.shape[x.ndim - 1]]);
